@@ -1,0 +1,45 @@
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: onerec <command> [options]\n"
+          "commands:\n"
+          "  info [--json]     version, backends available (and why not), CPU features, threads\n"
+          "  version           print the library version\n");
+}
+
+void cli_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+int cli_fail(const char *what, onerec_status s) {
+  fprintf(stderr, "onerec: %s: %s: %s\n", what, onerec_status_str(s), onerec_last_error());
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "version")) {
+    printf("%s\n", onerec_version());
+    return 0;
+  }
+  fprintf(stderr, "onerec: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
