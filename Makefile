@@ -40,6 +40,8 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fPIC -fvisibility=hidden
   -DONEREC_BUILDING -Iinclude $(DEP_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(LDFLAGS)
 ifeq ($(SAN),1)
+# Out-of-memory paths are tested: ASan must return NULL for huge requests instead of aborting.
+TEST_ENV := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 CFLAGS_ALL += $(SANFLAGS)
 LDFLAGS_ALL += $(SANFLAGS)
@@ -112,7 +114,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(STLIB)
 test: $(TEST_BIN) $(CLI)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  ONEREC_BACKEND_PATH=$(BUILD) ONEREC_CLI=$(CLI) $$t || fail=1; \
+	  ONEREC_BACKEND_PATH=$(BUILD) ONEREC_CLI=$(CLI) $(TEST_ENV) $$t || fail=1; \
 	done; \
 	if [ $$fail -ne 0 ]; then echo "TESTS FAILED ($(BUILD))"; exit 1; fi; echo "all tests passed ($(BUILD))"
 
