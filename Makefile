@@ -111,10 +111,17 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(STLIB)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -Ilib -Icpu $< -o $@ $(STLIB) $(LDFLAGS_ALL) $(TEST_LIBS) $(DEP_LIBS)
 
-test: $(TEST_BIN) $(CLI)
+# A stand-in plugin for the loader tests (tests/test_plugin.c), in a folder of its own.
+FAKE_PLUGIN_DIR := $(BUILD)/tests/fake_plugin
+FAKE_PLUGIN := $(FAKE_PLUGIN_DIR)/libonerec-cuda.so.$(MAJOR)
+$(FAKE_PLUGIN): tests/fake_plugin/fake_cuda.c lib/backend.h
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS_ALL) -Ilib -shared $< -o $@ $(LDFLAGS_ALL)
+
+test: $(TEST_BIN) $(CLI) $(FAKE_PLUGIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  ONEREC_BACKEND_PATH=$(BUILD) ONEREC_CLI=$(CLI) $(TEST_ENV) $$t || fail=1; \
+	  ONEREC_BACKEND_PATH=$(BUILD) ONEREC_CLI=$(CLI) FAKE_PLUGIN_DIR=$(FAKE_PLUGIN_DIR) $(TEST_ENV) $$t || fail=1; \
 	done; \
 	if [ $$fail -ne 0 ]; then echo "TESTS FAILED ($(BUILD))"; exit 1; fi; echo "all tests passed ($(BUILD))"
 

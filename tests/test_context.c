@@ -1,5 +1,6 @@
 /* Public API: version, status strings, last error, context creation and backend selection. */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
