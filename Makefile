@@ -210,4 +210,7 @@ clean:
 help:
 	@sed -n '1,6p' Makefile
 
+# Dependency files are only read, never made: without this rule make would try to remake them
+# through its built-in `%: %.o`, which the simd_%.o pattern matches.
+$(BUILD)/obj/%.d: ;
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

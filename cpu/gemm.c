@@ -51,6 +51,12 @@ onerec_status orx_cpu_matmul(orx_backend *be, const orx_matmul_args *a) {
   if (a->batch < 1 || a->m < 1 || a->n < 1 || a->k < 1)
     return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE, "matmul: batch=%lld m=%lld n=%lld k=%lld",
                         (long long)a->batch, (long long)a->m, (long long)a->n, (long long)a->k);
+  if (!a->a || !a->b || !a->c)
+    return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "matmul: NULL operand");
+  if (a->stride_a < 0 || a->stride_b < 0 || a->stride_c < 0 ||
+      (a->batch > 1 && a->stride_c == 0))
+    return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE,
+                        "matmul: batch strides must be >= 0 (C's > 0 when batch > 1)");
   int64_t ar = a->trans_a ? a->k : a->m, ac = a->trans_a ? a->m : a->k;
   int64_t br = a->trans_b ? a->n : a->k, bc = a->trans_b ? a->k : a->n;
   if (a->lda < ac || a->ldb < bc || a->ldc < a->n)

@@ -99,6 +99,27 @@ typedef struct orx_adamw_args {
   int64_t step;
 } orx_adamw_args;
 
+/* Nearest centroid for each of `rows` rows x (row pitch ldx, `dim` columns) among the k
+ * centroids c (k x dim, contiguous):
+ *   idx[r] = argmin_j (cnorm[j] + bias[j] - 2 x_r . c_j), ties to the lower j (bias NULL = 0),
+ *   dist[r] = max(0, xnorm[r] + cnorm[idx[r]] - 2 x_r . c_idx[r]), the squared distance
+ *             without the bias (dist may be NULL; then xnorm may be NULL too),
+ *   gap[r]  = the second smallest cnorm[j] + bias[j] - 2 x_r . c_j minus the smallest: what
+ *             moving the row to its next best centroid would cost (+inf when k = 1; gap may
+ *             be NULL).
+ * cnorm[j] = ||c_j||^2 and xnorm[r] = ||x_r||^2 as row_sq_norms gives them. Computed a block of
+ * rows and centroids at a time: no rows x k matrix is ever held. */
+typedef struct orx_kmeans_assign_args {
+  const float *x;
+  int64_t ldx, rows, dim;
+  const float *xnorm;
+  const float *c, *cnorm, *bias;
+  int64_t k;
+  int32_t *idx;
+  float *dist;
+  float *gap;
+} orx_kmeans_assign_args;
+
 typedef struct orx_backend_ops {
   uint32_t api_version; /* ORX_BACKEND_API_VERSION the table was built for */
   const char *name;     /* "cpu", "cuda" */
@@ -184,6 +205,46 @@ typedef struct orx_backend_ops {
                             int64_t dim);
   /* *host_out = sum x[i]^2 in double precision, written to host memory */
   onerec_status (*sum_squares)(orx_backend *be, double *host_out, const float *x, int64_t n);
+
+  /* ---- mixture of experts (routing; the permute / unpermute of tokens are embedding_fwd and
+   * embedding_bwd with the slot -> token map as ids) ---- */
+  /* Per row r: idx[r, 0..k) = the k experts with the largest probs[r, e] + bias[e] (bias NULL =
+   * 0), best first, ties to the lower expert; gates[r, j] = probs[r, idx[r, j]] (the bias steers
+   * selection only, DeepSeek's loss-free balancing). 1 <= k <= n_experts. */
+  onerec_status (*moe_topk)(orx_backend *be, int32_t *idx, float *gates, const float *probs,
+                            const float *bias, int64_t rows, int64_t n_experts, int64_t k);
+  /* out[r, :] = x[r, :] * s[r] (out may equal x) */
+  onerec_status (*scale_rows)(orx_backend *be, float *out, const float *x, const float *s,
+                              int64_t rows, int64_t dim);
+  /* Backward of scale_rows: dx[r, :] += dout[r, :] * s[r] (dx may be NULL);
+   * ds[r] += sum_j dout[r, j] * x[r, j] (ds may be NULL). */
+  onerec_status (*scale_rows_bwd)(orx_backend *be, float *dx, float *ds, const float *dout,
+                                  const float *x, const float *s, int64_t rows, int64_t dim);
+
+  /* ---- k-means (the RQ-Kmeans tokenizer) ---- */
+  /* out[r] = sum_j x[r * ldx + j]^2 for r < rows, j < dim */
+  onerec_status (*row_sq_norms)(orx_backend *be, float *out, const float *x, int64_t ldx,
+                                int64_t rows, int64_t dim);
+  /* see orx_kmeans_assign_args */
+  onerec_status (*kmeans_assign)(orx_backend *be, const orx_kmeans_assign_args *a);
+  /* Centroid update: counts[j] = number of rows with assign[r] == j (written, int64); for each
+   * j with counts[j] > 0, c[j, :] = the mean of those rows of x (row pitch ldx), summed in double
+   * in ascending row order; rows of c for empty clusters are left as they were. Every assign[r]
+   * must be in [0, k) (else an error, nothing written). */
+  onerec_status (*kmeans_update)(orx_backend *be, float *c, int64_t *counts, const float *x,
+                                 int64_t ldx, const int32_t *assign, int64_t rows, int64_t dim,
+                                 int64_t k);
+  /* y[r * ldy + j] += alpha * table[ids[r] * dim + j] for r < rows, j < dim (residuals, decoding);
+   * an id outside [0, vocab) is an error and nothing is written. */
+  onerec_status (*gather_axpy)(orx_backend *be, float *y, int64_t ldy, const float *table,
+                               const int32_t *ids, int64_t rows, int64_t dim, int64_t vocab,
+                               float alpha);
+  /* k-means++ step: mind[r] = min(mind[r], ||x_r - c||^2) for the rows x (pitch ldx) and one
+   * centroid c (dim floats); *host_sum = sum_r mind[r] in double, in a fixed order, written to
+   * host memory. */
+  onerec_status (*min_sq_dist_update)(orx_backend *be, float *mind, double *host_sum,
+                                      const float *x, int64_t ldx, int64_t rows, int64_t dim,
+                                      const float *c);
 } orx_backend_ops;
 
 /* A backend instance: its op table and private state. */
