@@ -74,7 +74,7 @@ static const orx_backend_ops k_cpu_ops = {
     .kmeans_assign = orx_cpu_kmeans_assign,
     .kmeans_update = orx_cpu_kmeans_update,
     .gather_axpy = orx_cpu_gather_axpy,
-    .min_sq_dist_update = orx_cpu_min_sq_dist_update,
+    .kmeanspp_step = orx_cpu_kmeanspp_step,
 };
 
 onerec_status orx_cpu_backend_create(const orx_backend_params *params, orx_backend *out,

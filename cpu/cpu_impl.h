@@ -54,9 +54,9 @@ onerec_status orx_cpu_kmeans_update(orx_backend *be, float *c, int64_t *counts, 
 onerec_status orx_cpu_gather_axpy(orx_backend *be, float *y, int64_t ldy, const float *table,
                                   const int32_t *ids, int64_t rows, int64_t dim, int64_t vocab,
                                   float alpha);
-onerec_status orx_cpu_min_sq_dist_update(orx_backend *be, float *mind, double *host_sum,
-                                         const float *x, int64_t ldx, int64_t rows, int64_t dim,
-                                         const float *c);
+onerec_status orx_cpu_kmeanspp_step(orx_backend *be, float *mind, double *host_sum,
+                                    const float *x, int64_t ldx, int64_t rows, int64_t dim,
+                                    const float *c, int64_t nc);
 
 /* ---- row and elementwise ops: cpu/convert.c, norm.c, softmax.c, activations.c, embedding.c,
  * loss.c, adamw.c, elementwise.c (semantics in lib/backend.h) ---- */

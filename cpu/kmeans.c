@@ -47,7 +47,6 @@ KM_INLINE float km_hsum(const km_v16f *v) {
 
 typedef struct km_kernels {
   int64_t (*argmin)(const float *v, int64_t n, float *out);
-  int64_t (*argmin2)(const float *v, int64_t n, float *out, float *out2);
   float (*sqdist)(const float *a, const float *b, int64_t n);
   void (*acc)(double *acc, const float *x, int64_t n);
   void (*axpy)(float *y, const float *x, int64_t n, float alpha);
@@ -114,93 +113,98 @@ onerec_status orx_cpu_row_sq_norms(orx_backend *be, float *out, const float *x, 
 /* ---- nearest centroid ---- */
 
 /* A task is ASSIGN_ROWS rows against all centroids, ASSIGN_COLS at a time: one sgemm fills a
- * tile with cnorm + bias - 2 x.c (the tile starts as cnorm + bias, sgemm adds -2 x.c with
- * beta = 1), then a vector argmin per row. The tile (1 MiB) stays in cache between the sgemm
- * that writes it and the scan that reads it; the rows x k matrix never exists. Fixed tile sizes
- * keep every row's arithmetic the same whatever the thread count. */
-enum { ASSIGN_ROWS = 256, ASSIGN_COLS = 1024 };
+ * tile with cnorm - 2 x.c (the tile starts as cnorm, sgemm adds -2 x.c with beta = 1), then a
+ * vector argmin per row. The tile (1 MiB) stays in cache between the sgemm that writes it and
+ * the scan that reads it; the rows x k matrix never exists. Fixed tile sizes keep every row's
+ * arithmetic the same whatever the thread count. */
+enum { ASSIGN_ROWS = 256, ASSIGN_COLS = 1024, MAX_CAND = 64 };
 
 typedef struct assign_job {
   const orx_kmeans_assign_args *a;
   const km_kernels *k;
-  const float *comb; /* cnorm + bias */
   orx_backend *be;
   int failed;
 } assign_job;
+
+/* Keeps the row's best `nc` (score, centroid) pairs sorted, best first: a new pair enters only
+ * if strictly better than the worst kept, and centroids arrive in increasing order, so ties
+ * keep the lower centroid. */
+static void cand_scan(const float *v, int64_t n, int64_t base, float *score, int32_t *id,
+                      int64_t nc) {
+  for (int64_t j = 0; j < n; j++) {
+    float x = v[j];
+    if (!(x < score[nc - 1])) continue;
+    int64_t p = nc - 1;
+    while (p > 0 && x < score[p - 1]) {
+      score[p] = score[p - 1];
+      id[p] = id[p - 1];
+      p--;
+    }
+    score[p] = x;
+    id[p] = (int32_t)(base + j);
+  }
+}
 
 static void assign_task(void *arg, int64_t task) {
   assign_job *j = arg;
   const orx_kmeans_assign_args *a = j->a;
   int64_t r0 = task * ASSIGN_ROWS;
   int64_t nr = a->rows - r0 < ASSIGN_ROWS ? a->rows - r0 : ASSIGN_ROWS;
-  int64_t tc = a->k < ASSIGN_COLS ? a->k : ASSIGN_COLS;
+  int64_t tc = a->k < ASSIGN_COLS ? a->k : ASSIGN_COLS, nc = a->ncand;
   float *tile = orx_cpu_alloc(j->be, (size_t)(nr * tc) * sizeof(float));
   if (!tile) {
     __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
     return;
   }
-  float best[ASSIGN_ROWS], second[ASSIGN_ROWS];
+  float best[ASSIGN_ROWS];
   int64_t bidx[ASSIGN_ROWS];
+  if (nc > 0)
+    for (int64_t i = 0; i < nr * nc; i++) {
+      a->cand_score[r0 * nc + i] = INFINITY;
+      a->cand[r0 * nc + i] = -1;
+    }
   const float *x = a->x + r0 * a->ldx;
   for (int64_t c0 = 0; c0 < a->k; c0 += tc) {
-    int64_t nc = a->k - c0 < tc ? a->k - c0 : tc;
-    for (int64_t r = 0; r < nr; r++) memcpy(tile + r * nc, j->comb + c0, (size_t)nc * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nr, (blasint)nc,
+    int64_t w = a->k - c0 < tc ? a->k - c0 : tc;
+    for (int64_t r = 0; r < nr; r++) memcpy(tile + r * w, a->cnorm + c0, (size_t)w * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nr, (blasint)w,
                 (blasint)a->dim, -2.0f, x, (blasint)a->ldx, a->c + c0 * a->dim, (blasint)a->dim,
-                1.0f, tile, (blasint)nc);
-    if (!a->gap) {
-      for (int64_t r = 0; r < nr; r++) {
-        float m;
-        int64_t i = j->k->argmin(tile + r * nc, nc, &m);
-        if (c0 == 0 || m < best[r]) { /* strict: ties stay with the earlier (lower) centroid */
-          best[r] = m;
-          bidx[r] = c0 + i;
-        }
+                1.0f, tile, (blasint)w);
+    for (int64_t r = 0; r < nr; r++) {
+      float m;
+      int64_t i = j->k->argmin(tile + r * w, w, &m);
+      if (c0 == 0 || m < best[r]) { /* strict: ties stay with the earlier (lower) centroid */
+        best[r] = m;
+        bidx[r] = c0 + i;
       }
-    } else {
-      for (int64_t r = 0; r < nr; r++) {
-        float m, m2;
-        int64_t i = j->k->argmin2(tile + r * nc, nc, &m, &m2);
-        if (c0 == 0) {
-          best[r] = m;
-          second[r] = m2;
-          bidx[r] = i;
-        } else if (m < best[r]) {
-          second[r] = best[r] < m2 ? best[r] : m2;
-          best[r] = m;
-          bidx[r] = c0 + i;
-        } else if (m < second[r]) {
-          second[r] = m;
-        }
-      }
+      if (nc > 0)
+        cand_scan(tile + r * w, w, c0, a->cand_score + (r0 + r) * nc, a->cand + (r0 + r) * nc, nc);
     }
   }
   orx_cpu_free(j->be, tile);
   for (int64_t r = 0; r < nr; r++) {
     a->idx[r0 + r] = (int32_t)bidx[r];
     if (a->dist) {
-      float d = a->xnorm[r0 + r] + best[r] - (a->bias ? a->bias[bidx[r]] : 0.0f);
+      float d = a->xnorm[r0 + r] + best[r];
       a->dist[r0 + r] = d > 0.0f ? d : 0.0f;
     }
-    if (a->gap) a->gap[r0 + r] = second[r] < INFINITY ? second[r] - best[r] : INFINITY;
   }
 }
 
 onerec_status orx_cpu_kmeans_assign(orx_backend *be, const orx_kmeans_assign_args *a) {
   if (a->rows < 0 || a->dim < 1 || a->k < 1 || a->ldx < a->dim || a->k > INT32_MAX ||
-      a->dim > INT32_MAX || a->ldx > INT32_MAX)
-    return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE, "kmeans_assign: rows=%lld dim=%lld k=%lld ldx=%lld",
+      a->dim > INT32_MAX || a->ldx > INT32_MAX || a->ncand < 0 || a->ncand > a->k ||
+      a->ncand > MAX_CAND)
+    return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE,
+                        "kmeans_assign: rows=%lld dim=%lld k=%lld ldx=%lld ncand=%lld",
                         (long long)a->rows, (long long)a->dim, (long long)a->k,
-                        (long long)a->ldx);
+                        (long long)a->ldx, (long long)a->ncand);
   if (a->rows == 0) return ONEREC_OK;
-  if (!a->x || !a->c || !a->cnorm || !a->idx || (a->dist && !a->xnorm))
+  if (!a->x || !a->c || !a->cnorm || !a->idx || (a->dist && !a->xnorm) ||
+      (a->ncand > 0 && (!a->cand || !a->cand_score)))
     return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "kmeans_assign: NULL buffer");
-  float *comb = orx_cpu_alloc(be, (size_t)a->k * sizeof(float));
-  if (!comb) return ORX_CPU_FAIL(be, ONEREC_ERR_OUT_OF_MEMORY, "kmeans_assign: out of memory");
-  for (int64_t i = 0; i < a->k; i++) comb[i] = a->cnorm[i] + (a->bias ? a->bias[i] : 0.0f);
-  assign_job j = {a, km_pick(be), comb, be, 0};
+  assign_job j = {a, km_pick(be), be, 0};
   orx_pool_run(orx_cpu_of(be)->pool, ceil_div(a->rows, ASSIGN_ROWS), assign_task, &j);
-  orx_cpu_free(be, comb);
   if (j.failed)
     return ORX_CPU_FAIL(be, ONEREC_ERR_OUT_OF_MEMORY, "kmeans_assign: out of memory for a tile");
   return ONEREC_OK;
@@ -322,46 +326,86 @@ onerec_status orx_cpu_gather_axpy(orx_backend *be, float *y, int64_t ldy, const 
 
 /* ---- k-means++ step ---- */
 
-enum { MIND_ROWS = 1024 };
+/* A task is MIND_ROWS rows against all new centroids, MIND_COLS at a time: one sgemm gives
+ * cnorm - 2 x.c for the tile, plus ||x||^2, so the distances cost a matrix multiply rather
+ * than nc passes over memory. Clamped at 0: the expanded form can round below. */
+enum { MIND_ROWS = 512, MIND_COLS = 64 };
 
 typedef struct mind_job {
   const km_kernels *k;
   float *mind;
   double *partial;
-  const float *x, *c;
-  int64_t ldx, rows, dim;
+  const float *x, *c, *cnorm;
+  int64_t ldx, rows, dim, nc;
+  orx_backend *be;
+  int failed;
 } mind_job;
 
 static void mind_task(void *arg, int64_t task) {
-  const mind_job *j = arg;
-  int64_t r1 = (task + 1) * MIND_ROWS < j->rows ? (task + 1) * MIND_ROWS : j->rows;
-  double s = 0;
-  for (int64_t r = task * MIND_ROWS; r < r1; r++) {
-    float d = j->k->sqdist(j->x + r * j->ldx, j->c, j->dim);
-    if (d < j->mind[r]) j->mind[r] = d;
-    s += (double)j->mind[r];
+  mind_job *m = arg;
+  int64_t r0 = task * MIND_ROWS, nr = m->rows - r0 < MIND_ROWS ? m->rows - r0 : MIND_ROWS;
+  int64_t tc = m->nc < MIND_COLS ? m->nc : MIND_COLS;
+  float *tile = orx_cpu_alloc(m->be, (size_t)(nr * tc) * sizeof(float));
+  if (!tile) {
+    __atomic_store_n(&m->failed, 1, __ATOMIC_RELAXED);
+    m->partial[task] = 0;
+    return;
   }
-  j->partial[task] = s;
+  const float *x = m->x + r0 * m->ldx;
+  float best[MIND_ROWS];
+  for (int64_t r = 0; r < nr; r++) best[r] = INFINITY;
+  for (int64_t c0 = 0; c0 < m->nc; c0 += tc) {
+    int64_t w = m->nc - c0 < tc ? m->nc - c0 : tc;
+    for (int64_t r = 0; r < nr; r++) memcpy(tile + r * w, m->cnorm + c0, (size_t)w * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nr, (blasint)w,
+                (blasint)m->dim, -2.0f, x, (blasint)m->ldx, m->c + c0 * m->dim, (blasint)m->dim,
+                1.0f, tile, (blasint)w);
+    for (int64_t r = 0; r < nr; r++) {
+      float v;
+      m->k->argmin(tile + r * w, w, &v);
+      if (v < best[r]) best[r] = v;
+    }
+  }
+  orx_cpu_free(m->be, tile);
+  double s = 0;
+  for (int64_t r = 0; r < nr; r++) {
+    float d = m->k->sqdist(x + r * m->ldx, NULL, m->dim) + best[r];
+    d = d > 0.0f ? d : 0.0f;
+    float *mr = m->mind + r0 + r;
+    if (d < *mr) *mr = d;
+    s += (double)*mr;
+  }
+  m->partial[task] = s;
 }
 
-onerec_status orx_cpu_min_sq_dist_update(orx_backend *be, float *mind, double *host_sum,
-                                         const float *x, int64_t ldx, int64_t rows, int64_t dim,
-                                         const float *c) {
-  if (rows < 0 || dim < 1 || ldx < dim)
-    return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE, "min_sq_dist_update: rows=%lld dim=%lld ldx=%lld",
-                        (long long)rows, (long long)dim, (long long)ldx);
-  if (!host_sum || (rows > 0 && (!mind || !x || !c)))
-    return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "min_sq_dist_update: NULL buffer");
+onerec_status orx_cpu_kmeanspp_step(orx_backend *be, float *mind, double *host_sum,
+                                    const float *x, int64_t ldx, int64_t rows, int64_t dim,
+                                    const float *c, int64_t nc) {
+  if (rows < 0 || dim < 1 || ldx < dim || nc < 1 || dim > INT32_MAX || ldx > INT32_MAX ||
+      nc > INT32_MAX)
+    return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE, "kmeanspp_step: rows=%lld dim=%lld ldx=%lld nc=%lld",
+                        (long long)rows, (long long)dim, (long long)ldx, (long long)nc);
+  if (!host_sum || !c || (rows > 0 && (!mind || !x)))
+    return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "kmeanspp_step: NULL buffer");
   *host_sum = 0;
   if (rows == 0) return ONEREC_OK;
   int64_t tasks = ceil_div(rows, MIND_ROWS);
   double *partial = orx_cpu_alloc(be, (size_t)tasks * sizeof(double));
-  if (!partial) return ORX_CPU_FAIL(be, ONEREC_ERR_OUT_OF_MEMORY, "min_sq_dist_update: out of memory");
-  mind_job j = {km_pick(be), mind, partial, x, c, ldx, rows, dim};
-  orx_pool_run(orx_cpu_of(be)->pool, tasks, mind_task, &j);
+  float *cnorm = orx_cpu_alloc(be, (size_t)nc * sizeof(float));
+  if (!partial || !cnorm) {
+    orx_cpu_free(be, partial);
+    orx_cpu_free(be, cnorm);
+    return ORX_CPU_FAIL(be, ONEREC_ERR_OUT_OF_MEMORY, "kmeanspp_step: out of memory");
+  }
+  const km_kernels *kk = km_pick(be);
+  for (int64_t j = 0; j < nc; j++) cnorm[j] = kk->sqdist(c + j * dim, NULL, dim);
+  mind_job m = {kk, mind, partial, x, c, cnorm, ldx, rows, dim, nc, be, 0};
+  orx_pool_run(orx_cpu_of(be)->pool, tasks, mind_task, &m);
   double s = 0;
   for (int64_t t = 0; t < tasks; t++) s += partial[t];
   orx_cpu_free(be, partial);
+  orx_cpu_free(be, cnorm);
+  if (m.failed) return ORX_CPU_FAIL(be, ONEREC_ERR_OUT_OF_MEMORY, "kmeanspp_step: out of memory");
   *host_sum = s;
   return ONEREC_OK;
 }

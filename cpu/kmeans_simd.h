@@ -50,55 +50,6 @@ static int64_t KM_FN(km_argmin)(const float *v, int64_t n, float *out) {
   return bi;
 }
 
-/* As km_argmin, and the second smallest value (which may equal the smallest) through *out2;
- * +inf when n = 1. */
-static int64_t KM_FN(km_argmin2)(const float *v, int64_t n, float *out, float *out2) {
-  km_v16f best = km_splat(INFINITY), sec = km_splat(INFINITY);
-  km_v16i bidx = km_iota16(0), idx = km_iota16(0);
-  const km_v16i step = km_spliti(16);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    km_v16f x = km_load(v + i);
-    km_v16i lt = (km_v16i)(x < best);
-    /* the value that loses this lane's comparison competes for second place */
-    km_v16f lose = (km_v16f)(((km_v16i)best & lt) | ((km_v16i)x & ~lt));
-    km_v16i lt2 = (km_v16i)(lose < sec);
-    sec = (km_v16f)(((km_v16i)lose & lt2) | ((km_v16i)sec & ~lt2));
-    best = (km_v16f)(((km_v16i)x & lt) | ((km_v16i)best & ~lt));
-    bidx = (idx & lt) | (bidx & ~lt);
-    idx += step;
-  }
-  float bv = INFINITY, sv = INFINITY;
-  int64_t bi = -1;
-  int win = -1;
-  for (int l = 0; l < 16; l++)
-    if (best[l] < bv || (best[l] == bv && win >= 0 && bidx[l] < bi)) {
-      bv = best[l];
-      bi = bidx[l];
-      win = l;
-    }
-  for (int l = 0; l < 16; l++) {
-    if (sec[l] < sv) sv = sec[l];
-    if (l != win && best[l] < sv) sv = best[l];
-  }
-  for (; i < n; i++) {
-    if (v[i] < bv) {
-      sv = bv;
-      bv = v[i];
-      bi = i;
-    } else if (v[i] < sv) {
-      sv = v[i];
-    }
-  }
-  if (bi < 0) {
-    *out2 = INFINITY;
-    return KM_FN(km_argmin)(v, n, out);
-  }
-  *out = bv;
-  *out2 = sv;
-  return bi;
-}
-
 /* sum_i (a[i] - b[i])^2, or sum_i a[i]^2 when b is NULL: 16 lane sums, then a fixed tree. */
 static float KM_FN(km_sqdist)(const float *a, const float *b, int64_t n) {
   km_v16f acc = km_splat(0.0f);
@@ -151,7 +102,6 @@ static void KM_FN(km_axpy)(float *y, const float *x, int64_t n, float alpha) {
 
 static const km_kernels KM_FN(km_kernels) = {
     .argmin = KM_FN(km_argmin),
-    .argmin2 = KM_FN(km_argmin2),
     .sqdist = KM_FN(km_sqdist),
     .acc = KM_FN(km_acc),
     .axpy = KM_FN(km_axpy),

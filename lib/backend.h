@@ -100,24 +100,26 @@ typedef struct orx_adamw_args {
 } orx_adamw_args;
 
 /* Nearest centroid for each of `rows` rows x (row pitch ldx, `dim` columns) among the k
- * centroids c (k x dim, contiguous):
- *   idx[r] = argmin_j (cnorm[j] + bias[j] - 2 x_r . c_j), ties to the lower j (bias NULL = 0),
- *   dist[r] = max(0, xnorm[r] + cnorm[idx[r]] - 2 x_r . c_idx[r]), the squared distance
- *             without the bias (dist may be NULL; then xnorm may be NULL too),
- *   gap[r]  = the second smallest cnorm[j] + bias[j] - 2 x_r . c_j minus the smallest: what
- *             moving the row to its next best centroid would cost (+inf when k = 1; gap may
- *             be NULL).
+ * centroids c (k x dim, contiguous), by the score s(r, j) = cnorm[j] - 2 x_r . c_j:
+ *   idx[r]  = argmin_j s(r, j), ties to the lower j,
+ *   dist[r] = max(0, xnorm[r] + s(r, idx[r])), the squared distance (dist may be NULL; then
+ *             xnorm may be NULL too),
+ *   when ncand > 0 (1..min(k, 64)): cand[r * ncand + i] and cand_score[r * ncand + i], the
+ *             ncand best centroids of the row and their scores, best first, ties to the lower
+ *             j (balanced k-means assigns from these).
  * cnorm[j] = ||c_j||^2 and xnorm[r] = ||x_r||^2 as row_sq_norms gives them. Computed a block of
  * rows and centroids at a time: no rows x k matrix is ever held. */
 typedef struct orx_kmeans_assign_args {
   const float *x;
   int64_t ldx, rows, dim;
   const float *xnorm;
-  const float *c, *cnorm, *bias;
+  const float *c, *cnorm;
   int64_t k;
   int32_t *idx;
   float *dist;
-  float *gap;
+  int64_t ncand;
+  int32_t *cand;
+  float *cand_score;
 } orx_kmeans_assign_args;
 
 typedef struct orx_backend_ops {
@@ -239,12 +241,13 @@ typedef struct orx_backend_ops {
   onerec_status (*gather_axpy)(orx_backend *be, float *y, int64_t ldy, const float *table,
                                const int32_t *ids, int64_t rows, int64_t dim, int64_t vocab,
                                float alpha);
-  /* k-means++ step: mind[r] = min(mind[r], ||x_r - c||^2) for the rows x (pitch ldx) and one
-   * centroid c (dim floats); *host_sum = sum_r mind[r] in double, in a fixed order, written to
-   * host memory. */
-  onerec_status (*min_sq_dist_update)(orx_backend *be, float *mind, double *host_sum,
-                                      const float *x, int64_t ldx, int64_t rows, int64_t dim,
-                                      const float *c);
+  /* k-means++ step for `nc` new centroids c (nc x dim contiguous): for every row r of x (pitch
+   * ldx), mind[r] = min(mind[r], min_j ||x_r - c_j||^2), the distances expanded as
+   * ||x||^2 + ||c||^2 - 2 x.c (a matrix multiply) and clamped at 0. *host_sum = sum_r mind[r]
+   * in double, in a fixed order, written to host memory. */
+  onerec_status (*kmeanspp_step)(orx_backend *be, float *mind, double *host_sum, const float *x,
+                                 int64_t ldx, int64_t rows, int64_t dim, const float *c,
+                                 int64_t nc);
 } orx_backend_ops;
 
 /* A backend instance: its op table and private state. */

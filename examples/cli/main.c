@@ -7,6 +7,15 @@ static void usage(FILE *f) {
           "usage: onerec <command> [options]\n"
           "commands:\n"
           "  info [--json]     version, backends available (and why not), CPU features, threads\n"
+          "  features beauty DIR --out F.h5 [--dim N] [--json]\n"
+          "                    item features (text TF-IDF + Swing) for the Amazon Beauty data\n"
+          "  model create --preset 0.015B [--out M.h5] [--json] | model info M.h5 [--json]\n"
+          "                    a model's configuration and parameter count\n"
+          "  data stats|baseline|convert --data DIR --dataset beauty|ml-100k|h5 [--json]\n"
+          "                    data set counts, popularity baseline, HDF5 conversion\n"
+          "  tokenizer fit --features F.h5 --out TOK.h5 [--levels 3] [--codes 256] [--json]\n"
+          "  tokenizer stats TOK.h5 [--features F.h5] [--json]\n"
+          "                    RQ-Kmeans semantic IDs: fit, metrics, one-to-one resolution\n"
           "  version           print the library version\n");
 }
 
@@ -35,6 +44,10 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "features")) return cmd_features(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "model")) return cmd_model(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
   if (!strcmp(argv[1], "version")) {
     printf("%s\n", onerec_version());
     return 0;

@@ -6,5 +6,10 @@
 #include "onerec/common.h"
 #include "onerec/context.h"
 #include "onerec/tensor.h"
+#include "onerec/catalog.h"
+#include "onerec/collab.h"
+#include "onerec/model.h"
+#include "onerec/data.h"
+#include "onerec/tokenizer.h"
 
 #endif

@@ -1,0 +1,128 @@
+/* Pre-RMSNorm attention blocks with residual: self-attention (encoder, decoder, causal or not)
+ * and cross-attention (decoder to encoder, QFormer queries to lifelong memory).
+ *
+ * Layouts: the fused projection qkv [tokens, 3, heads, head_dim] is read by the attention op in
+ * place through strides; kv [tokens, 2, heads, head_dim] likewise. Saved for the backward pass:
+ * the normed input xn and its rstd, the projections, the attention output o (before wo) and lse.
+ * The residual is added by the output projection itself (beta = 1 into x_out). */
+#include <math.h>
+
+#include "model_impl.h"
+
+static onerec_status mm(orx_backend *be, int64_t m, int64_t n, int64_t k, const float *a,
+                        int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                        float beta) {
+  orx_matmul_args g = {0};
+  g.batch = 1;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = 1.0f;
+  g.beta = beta;
+  g.dtype = ONEREC_F32;
+  return ORX_OP(be, matmul, &g);
+}
+
+/* x_out = x_in, unless they are the same buffer (inference sessions alias them). */
+static onerec_status residual_copy(orx_backend *be, float *x_out, const float *x_in, int64_t n) {
+  if (x_out == x_in) return ONEREC_OK;
+  return ORX_OP(be, copy, x_out, x_in, (size_t)n * sizeof(float), ORX_COPY_D2D);
+}
+
+onerec_status orx_self_attn_forward(orx_backend *be, const orx_attn_w *w, const orx_attn_act *a,
+                                    const float *x_in, float *x_out, int64_t B, int64_t T,
+                                    int64_t d, int64_t heads, const uint8_t *key_mask,
+                                    int causal, float eps) {
+  const int64_t n = B * T, hd = d / heads;
+  onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
+  if (!s) s = mm(be, n, 3 * d, d, a->xn, d, w->wqkv, 3 * d, a->qkv, 3 * d, 0.0f);
+  if (s) return s;
+  orx_attn_args at = {0};
+  at.batch = B;
+  at.heads = heads;
+  at.tq = at.tk = T;
+  at.head_dim = hd;
+  at.q = a->qkv;
+  at.k = a->qkv + d;
+  at.v = a->qkv + 2 * d;
+  at.q_sb = at.k_sb = at.v_sb = T * 3 * d;
+  at.q_sh = at.k_sh = at.v_sh = hd;
+  at.q_st = at.k_st = at.v_st = 3 * d;
+  at.out = a->o;
+  at.o_sb = T * d;
+  at.o_sh = hd;
+  at.o_st = d;
+  at.lse = a->lse;
+  at.key_mask = key_mask;
+  at.causal = causal;
+  at.scale = 1.0f / sqrtf((float)hd);
+  if ((s = ORX_OP(be, attention_fwd, &at))) return s;
+  if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
+  return mm(be, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+}
+
+onerec_status orx_cross_kv_forward(orx_backend *be, const orx_xattn_w *w, float *kv,
+                                   const float *mem, int64_t rows, int64_t d) {
+  if (rows == 0) return ONEREC_OK;
+  return mm(be, rows, 2 * d, d, mem, d, w->wkv, 2 * d, kv, 2 * d, 0.0f);
+}
+
+onerec_status orx_cross_attn_forward(orx_backend *be, const orx_xattn_w *w,
+                                     const orx_xattn_act *a, const float *x_in, float *x_out,
+                                     int64_t rows, int64_t tq, int64_t d, int64_t heads,
+                                     const float *kv, int64_t tk, const uint8_t *key_mask,
+                                     const orx_groups *g, float eps) {
+  const int64_t n = rows * tq, hd = d / heads;
+  onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
+  if (!s) s = mm(be, n, d, d, a->xn, d, w->wq, d, a->q, d, 0.0f);
+  if (s) return s;
+  orx_attn_args at = {0};
+  at.heads = heads;
+  at.tk = tk;
+  at.head_dim = hd;
+  at.q_sh = at.o_sh = at.k_sh = at.v_sh = hd;
+  at.q_st = at.o_st = d;
+  at.k_st = at.v_st = 2 * d;
+  at.k_sb = at.v_sb = tk * 2 * d;
+  at.causal = 0;
+  at.scale = 1.0f / sqrtf((float)hd);
+  /* A group's rows all read the same memory and no query depends on another, so a group's
+   * rows x tq queries form one query sequence: one op call per group, or a single batched call
+   * when the groups are equal. lse [rows, heads, tq] per group keeps the same layout either way
+   * ([1, heads, cnt tq] at the group's first row). */
+  if (g->equal > 0) {
+    at.batch = g->n;
+    at.tq = g->equal * tq;
+    at.q = a->q;
+    at.q_sb = at.o_sb = g->equal * tq * d;
+    at.k = kv;
+    at.v = kv + d;
+    at.out = a->o;
+    at.lse = a->lse;
+    at.key_mask = key_mask;
+    if ((s = ORX_OP(be, attention_fwd, &at))) return s;
+  } else {
+    at.batch = 1;
+    for (int64_t i = 0; i < g->n; i++) {
+      int64_t r0 = g->off[i], cnt = g->off[i + 1] - r0;
+      if (cnt <= 0) continue;
+      at.tq = cnt * tq;
+      at.q = a->q + r0 * tq * d;
+      at.q_sb = at.o_sb = cnt * tq * d;
+      at.k = kv + i * tk * 2 * d;
+      at.v = at.k + d;
+      at.out = a->o + r0 * tq * d;
+      at.lse = a->lse ? a->lse + r0 * tq * heads : NULL;
+      at.key_mask = key_mask ? key_mask + i * tk : NULL;
+      if ((s = ORX_OP(be, attention_fwd, &at))) return s;
+    }
+  }
+  if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
+  return mm(be, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+}
