@@ -135,11 +135,9 @@ $(BUILD)/bench/%: bench/%.c $(STLIB)
 
 bench: $(BENCH_BIN)
 
-# The main job. Training, evaluation and recommendation arrive with the model and training
-# issues; until then it shows the backends and runs the op benchmark.
+# The main job: the pipeline end to end on the built-in default (tools/demo.sh says which steps).
 demo: $(CLI) $(BENCH_BIN)
-	$(CLI) info --json
-	$(BUILD)/bench/ops --quick --json
+	$(Q)sh tools/demo.sh $(BUILD)
 
 # ---- CUDA plugin: nvcc, links cuBLAS; libonerec itself never links CUDA ----
 CUDA_SRC := $(wildcard cuda/*.cu)

@@ -6,9 +6,13 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: onerec model create --preset NAME [--out M.h5] [--seed N] [--json]\n"
+          "                           [--levels L] [--codes K] [--layers N] [--d-model D]\n"
+          "                           [--heads H] [--ffn F]\n"
           "       onerec model info M.h5 [--json]\n"
           "presets: 0.015B 0.121B 0.935B 2.633B. Without --out, create only counts the\n"
-          "parameters (nothing is allocated); with it, the initialised model is saved.\n");
+          "parameters (nothing is allocated); with it, the initialised model is saved.\n"
+          "The other options override the preset (--layers sets both stacks), e.g. to match\n"
+          "a tokenizer of L levels x K codes.\n");
 }
 
 static void print_config(const char *what, const onerec_model_config *c, int64_t params,
@@ -42,8 +46,26 @@ static int model_create(int argc, char **argv) {
   const char *preset = NULL, *out = NULL;
   int json = 0;
   uint64_t seed = 0;
+  /* overrides, applied after the preset; -1 = keep the preset's value */
+  int levels = -1, codes = -1, layers = -1, d_model = -1, heads = -1, ffn = -1;
+  struct {
+    const char *flag;
+    int *value;
+  } const ints[] = {{"--levels", &levels}, {"--codes", &codes},  {"--layers", &layers},
+                    {"--d-model", &d_model}, {"--heads", &heads}, {"--ffn", &ffn}};
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--preset") && i + 1 < argc)
+    size_t k = 0;
+    while (k < sizeof ints / sizeof *ints && strcmp(argv[i], ints[k].flag)) k++;
+    if (k < sizeof ints / sizeof *ints) {
+      char *end = NULL;
+      long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+      if (i + 1 >= argc || *end || v < 1 || v > (1 << 24)) {
+        fprintf(stderr, "onerec model create: %s needs a positive integer\n", argv[i]);
+        return 2;
+      }
+      *ints[k].value = (int)v;
+      i++;
+    } else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
       preset = argv[++i];
     else if (!strcmp(argv[i], "--out") && i + 1 < argc)
       out = argv[++i];
@@ -65,6 +87,12 @@ static int model_create(int argc, char **argv) {
   ONEREC_OPTS(onerec_model_config, cfg);
   onerec_status s = onerec_model_config_preset(preset, &cfg);
   if (s) return cli_fail("preset", s);
+  if (levels > 0) cfg.levels = levels;
+  if (codes > 0) cfg.codebook = codes;
+  if (layers > 0) cfg.enc_layers = cfg.dec_layers = layers;
+  if (d_model > 0) cfg.d_model = d_model;
+  if (heads > 0) cfg.heads = heads;
+  if (ffn > 0) cfg.ffn_dim = ffn;
   int64_t params = 0;
   if ((s = onerec_model_config_param_count(&cfg, &params))) return cli_fail("config", s);
   int64_t enc_len = cfg.use_static + cfg.use_short * cfg.short_len +
