@@ -5,7 +5,7 @@
  *
  *   build/<BUILD>/bench/tokenizer [--json] [--quick] [--threads N] [--iterations N]
  *                                 [--init kmeans++|random] [--case synthetic|beauty|all]
- *                                 [--data DIR] [--no-faiss]
+ *                                 [--data DIR] [--no-faiss] [--faiss-first]
  *
  * Cases: (a) a mixture of Gaussians, 200k x 256, 3 levels x 8192 codes (--quick: 50k x 128,
  * 3 x 1024); (b) the Amazon Beauty item features, 3 x 256, built with `onerec features beauty`
@@ -13,7 +13,8 @@
  * Loss, for both: sum of squared final residuals / sum of squared inputs, over all vectors.
  * onerec_seconds is onerec_tokenizer_fit (training and the per-level assignment of the
  * training points, which here are all points); faiss_seconds is its train + search per level.
- * Both see the data in memory; reading and writing files is not timed. */
+ * Both see the data in memory; reading and writing files is not timed. --faiss-first runs
+ * faiss before libonerec (on a shared machine, to see whether the order favours either). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #include "onerec/onerec.h"
 
 typedef struct bench_cfg {
-  int json, quick, threads, iterations, no_faiss;
+  int json, quick, threads, iterations, no_faiss, faiss_first;
   onerec_kmeans_init init;
   const char *which, *data_dir, *self;
   char tmpdir[64];
@@ -151,6 +152,9 @@ static int run_case(const bench_cfg *cfg, onerec_context *ctx, const char *name,
           name, (long long)n, (long long)d, levels, k, cfg->iterations,
           cfg->init == ONEREC_KMEANS_RANDOM ? "random" : "k-means++", cfg->threads, load_avg());
   double load0 = load_avg();
+  double fs = NAN, fl = NAN;
+  if (!cfg->no_faiss && cfg->faiss_first && run_faiss(cfg, x, n, d, levels, k, &fs, &fl) == 0)
+    fprintf(stderr, "  faiss: %.2f s, loss %.6f\n", fs, fl);
   ONEREC_OPTS(onerec_tokenizer_opts, o, .levels = levels, .codes_per_level = k,
               .iterations = cfg->iterations, .seed = 1, .init = cfg->init);
   onerec_tokenizer *tok = NULL;
@@ -178,8 +182,7 @@ static int run_case(const bench_cfg *cfg, onerec_context *ctx, const char *name,
   }
   fprintf(stderr, "  onerec: fit %.2f s, loss %.6f (encode %.2f s)\n", fit_s,
           m.reconstruction_loss, enc_s);
-  double fs = NAN, fl = NAN;
-  if (!cfg->no_faiss && run_faiss(cfg, x, n, d, levels, k, &fs, &fl) == 0)
+  if (!cfg->no_faiss && !cfg->faiss_first && run_faiss(cfg, x, n, d, levels, k, &fs, &fl) == 0)
     fprintf(stderr, "  faiss: %.2f s, loss %.6f\n", fs, fl);
   double load1 = load_avg();
   if (cfg->json) {
@@ -254,7 +257,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: tokenizer [--json] [--quick] [--threads N] [--iterations N]\n"
           "                 [--init kmeans++|random] [--case synthetic|beauty|all] [--data DIR]\n"
-          "                 [--no-faiss]\n");
+          "                 [--no-faiss] [--faiss-first]\n");
 }
 
 int main(int argc, char **argv) {
@@ -269,6 +272,8 @@ int main(int argc, char **argv) {
       cfg.quick = 1;
     else if (!strcmp(a, "--no-faiss"))
       cfg.no_faiss = 1;
+    else if (!strcmp(a, "--faiss-first"))
+      cfg.faiss_first = 1;
     else if (!strcmp(a, "--threads") && has)
       cfg.threads = atoi(argv[++i]);
     else if (!strcmp(a, "--iterations") && has)

@@ -100,3 +100,73 @@ onerec_status orx_decoder_forward(onerec_session *s, int64_t rows, int64_t len,
   h.dtype = ONEREC_F32;
   return ORX_OP(be, matmul, &h);
 }
+
+onerec_status orx_decoder_backward(onerec_session *s, const orx_bwd *b, int64_t rows,
+                                   int64_t len, const orx_groups *g) {
+  const onerec_model *m = s->m;
+  const onerec_model_config *c = &m->cfg;
+  const orx_dims *dm = &m->dims;
+  orx_backend *be = s->be;
+  const int64_t d = dm->d, n = rows * len, K = dm->codebook, T = dm->enc_len;
+  float *dx = b->dx_dec;
+  /* heads: batch j = position j of every row, as in the forward */
+  orx_matmul_args h = {0};
+  h.trans_b = 1;
+  h.batch = len;
+  h.m = rows;
+  h.n = d;
+  h.k = K;
+  h.a = b->dlogits;
+  h.lda = len * K;
+  h.stride_a = K;
+  h.b = m->heads;
+  h.ldb = K;
+  h.stride_b = d * K;
+  h.c = b->dxn;
+  h.ldc = len * d;
+  h.stride_c = d;
+  h.alpha = 1.0f;
+  h.dtype = ONEREC_F32;
+  onerec_status st = ORX_OP(be, matmul, &h);
+  if (st) return st;
+  orx_matmul_args hw = {0};
+  hw.trans_a = 1;
+  hw.batch = len;
+  hw.m = d;
+  hw.n = K;
+  hw.k = rows;
+  hw.a = s->dec_xn;
+  hw.lda = len * d;
+  hw.stride_a = d;
+  hw.b = b->dlogits;
+  hw.ldb = len * K;
+  hw.stride_b = K;
+  hw.c = orx_g(b, m->heads);
+  hw.ldc = K;
+  hw.stride_c = d * K;
+  hw.alpha = 1.0f;
+  hw.beta = 1.0f;
+  hw.dtype = ONEREC_F32;
+  if ((st = ORX_OP(be, matmul, &hw))) return st;
+  const int L = c->dec_layers;
+  if ((st = ORX_OP(be, memset0, dx, (size_t)(n * d) * sizeof(float)))) return st;
+  st = ORX_OP(be, rmsnorm_bwd, dx, orx_g(b, m->dec_norm), b->dxn, s->dec_x[3 * L], m->dec_norm,
+              s->dec_rstd, n, d);
+  for (int l = L - 1; !st && l >= 0; l--) {
+    const float *x = s->dec_x[3 * l], *xa = s->dec_x[3 * l + 1], *xb = s->dec_x[3 * l + 2];
+    st = orx_mlp_backward(be, &m->dec[l].mlp, &s->dec_mlp[l], b, xb, dx, n, d);
+    if (!st) st = ORX_OP(be, memset0, b->dkv, (size_t)(g->n * T * 2 * d) * sizeof(float));
+    if (!st)
+      st = orx_cross_attn_backward(be, &m->dec[l].cross, &s->dec_cross[l], b, xa, dx, rows, len,
+                                   d, dm->heads, s->dec_kv[l], T, s->enc_mask, g, b->dkv);
+    if (!st)
+      st = orx_cross_kv_backward(be, &m->dec[l].cross, b, s->enc_z, b->dkv, b->dz, g->n * T, d);
+    if (!st)
+      st = orx_self_attn_backward(be, &m->dec[l].self, &s->dec_self[l], b, x, dx, rows, len, d,
+                                  dm->heads, NULL, 1);
+  }
+  if (!st) st = ORX_OP(be, bias_bwd, orx_g(b, m->dec_pos), dx, rows, len * d);
+  if (!st)
+    st = ORX_OP(be, embedding_bwd, orx_g(b, m->dec_emb), dx, s->dec_ids, n, d, dm->dec_vocab);
+  return st;
+}

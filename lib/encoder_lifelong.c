@@ -286,3 +286,46 @@ onerec_status orx_lifelong_forward(onerec_session *s, const onerec_user_batch *u
   }
   return ONEREC_OK;
 }
+
+/* Training sessions hold the whole batch's memory (life_rows = B lifelong_tokens), so the
+ * forward ran as one chunk of width W = the longest capped history; recomputed here. */
+onerec_status orx_lifelong_backward(onerec_session *s, const orx_bwd *b,
+                                    const onerec_user_batch *u) {
+  const onerec_model *m = s->m;
+  const onerec_model_config *c = &m->cfg;
+  const orx_dims *dm = &m->dims;
+  orx_backend *be = s->be;
+  const int64_t B = u->batch, d = dm->d, Ll = c->lifelong_tokens, Nq = c->lifelong_queries;
+  onerec_status st = ONEREC_OK;
+  int64_t W = 1;
+  for (int64_t i = 0; i < B; i++) {
+    int64_t lo, hi;
+    if ((st = orx_seq_span("lifelong", &u->lifelong, i, &lo, &hi))) return st;
+    int64_t w = hi - lo < s->max_lifelong ? hi - lo : s->max_lifelong;
+    w = w < Ll ? w : Ll;
+    if (w > W) W = w;
+  }
+  if (B * W > s->life_rows)
+    return orx_fail(ONEREC_ERR_INTERNAL, "lifelong backward: %lld memory rows, session has %lld",
+                    (long long)(B * W), (long long)s->life_rows);
+  const int64_t n = B * W;
+  float *dx = b->dq_life;
+  orx_groups g = {B, NULL, 1};
+  st = ORX_OP(be, memset0, b->dmem, (size_t)(n * d) * sizeof(float));
+  for (int l = c->qformer_layers - 1; !st && l >= 0; l--) {
+    const float *x = s->qf_x[2 * l], *xa = s->qf_x[2 * l + 1];
+    st = orx_ffn_backward(be, &m->qf[l].ffn, &s->qf_ffn[l], b, xa, dx, B * Nq, d);
+    if (!st) st = ORX_OP(be, memset0, b->dkv, (size_t)(n * 2 * d) * sizeof(float));
+    if (!st)
+      st = orx_cross_attn_backward(be, &m->qf[l].cross, &s->qf_cross[l], b, x, dx, B, Nq, d,
+                                   dm->heads, s->qf_kv[l], W, s->life_mask, &g, b->dkv);
+    if (!st)
+      st = orx_cross_kv_backward(be, &m->qf[l].cross, b, s->life_mem, b->dkv, b->dmem, n, d);
+  }
+  if (!st) st = ORX_OP(be, bias_bwd, orx_g(b, m->qf_query), dx, B, Nq * d);
+  if (st) return st;
+  orx_feature feat[ONEREC_MAX_FEATURES + 1];
+  int nf = orx_seq_features(m, feat);
+  return orx_path_backward(be, m, &m->path_life, &s->p_life, b, feat, nf, c->seq_num_count, n,
+                           b->dmem, 1, n, d, 0);
+}

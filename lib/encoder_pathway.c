@@ -234,3 +234,53 @@ onerec_status orx_validate_users(const onerec_model *m, const onerec_user_batch 
   }
   return ONEREC_OK;
 }
+
+onerec_status orx_path_backward(orx_backend *be, const onerec_model *m, const orx_path_w *w,
+                                const orx_path_act *a, const orx_bwd *b, const orx_feature *feat,
+                                int nf, int64_t num_count, int64_t n, const float *dout,
+                                int64_t out_batch, int64_t out_m, int64_t out_ld, int64_t out_sb) {
+  const int64_t hid = w->hidden, d = m->dims.d;
+  if (n == 0) return ONEREC_OK;
+  /* out_b = h_b w2 for each output batch b */
+  orx_matmul_args o = {0};
+  o.trans_b = 1;
+  o.batch = out_batch;
+  o.m = out_m;
+  o.n = hid;
+  o.k = d;
+  o.a = dout;
+  o.lda = out_ld;
+  o.stride_a = out_sb;
+  o.b = w->w2;
+  o.ldb = d;
+  o.c = b->dph;
+  o.ldc = hid;
+  o.stride_c = out_m * hid;
+  o.alpha = 1.0f;
+  o.dtype = ONEREC_F32;
+  onerec_status s = ORX_OP(be, matmul, &o);
+  float *gw2 = orx_g(b, w->w2), *gw1 = orx_g(b, w->w1);
+  for (int64_t i = 0; !s && i < out_batch; i++)
+    s = orx_mm(be, 1, 0, hid, d, out_m, a->h + i * out_m * hid, hid, dout + i * out_sb, out_ld,
+               gw2, d, 1.0f);
+  if (!s) s = ORX_OP(be, memset0, b->dpre, (size_t)(n * hid) * sizeof(float));
+  if (!s) s = ORX_OP(be, leaky_relu_bwd, b->dpre, b->dph, a->pre, n * hid, m->cfg.leaky_slope);
+  if (!s) s = ORX_OP(be, bias_bwd, orx_g(b, w->b1), b->dpre, n, hid);
+  int64_t id_off = 0, row = 0;
+  for (int f = 0; !s && f <= nf; f++) {
+    int64_t width = f < nf ? feat[f].dim * feat[f].ids_per_row : num_count;
+    if (width == 0) continue;
+    s = orx_mm(be, 1, 0, width, hid, n, a->block[f], width, b->dpre, hid, gw1 + row * hid, hid,
+               1.0f);
+    if (!s && f < nf) {
+      s = orx_mm(be, 0, 1, n, width, hid, b->dpre, hid, w->w1 + row * hid, hid, b->dblock, width,
+                 0.0f);
+      if (!s)
+        s = ORX_OP(be, embedding_bwd, orx_g(b, feat[f].table), b->dblock, a->ids + id_off,
+                   n * feat[f].ids_per_row, feat[f].dim, feat[f].vocab);
+      id_off += n * feat[f].ids_per_row;
+    }
+    row += width;
+  }
+  return s;
+}

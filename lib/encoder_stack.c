@@ -80,3 +80,56 @@ onerec_status orx_encoder_forward(onerec_session *s, const onerec_user_batch *u)
   s->batch = B;
   return ONEREC_OK;
 }
+
+onerec_status orx_encoder_backward(onerec_session *s, const orx_bwd *b,
+                                   const onerec_user_batch *u) {
+  const onerec_model *m = s->m;
+  const onerec_model_config *c = &m->cfg;
+  const orx_dims *dm = &m->dims;
+  orx_backend *be = s->be;
+  const int64_t B = u->batch, T = dm->enc_len, d = dm->d, nT = B * T;
+  float *dx = b->dx_enc;
+  const int L = c->enc_layers;
+  onerec_status st = ORX_OP(be, memset0, dx, (size_t)(nT * d) * sizeof(float));
+  if (!st)
+    st = ORX_OP(be, rmsnorm_bwd, dx, orx_g(b, m->enc_norm), b->dz, s->enc_x[2 * L], m->enc_norm,
+                s->enc_zrstd, nT, d);
+  for (int l = L - 1; !st && l >= 0; l--) {
+    st = orx_mlp_backward(be, &m->enc[l].mlp, &s->enc_mlp[l], b, s->enc_x[2 * l + 1], dx, nT, d);
+    if (!st)
+      st = orx_self_attn_backward(be, &m->enc[l].attn, &s->enc_attn[l], b, s->enc_x[2 * l], dx,
+                                  B, T, d, dm->heads, s->enc_mask, 0);
+  }
+  if (!st) st = ORX_OP(be, bias_bwd, orx_g(b, m->enc_pos), dx, B, T * d);
+  if (st) return st;
+
+  orx_feature feat[ONEREC_MAX_FEATURES + 1];
+  if (c->use_static) {
+    int nf = orx_static_features(m, feat);
+    if ((st = orx_path_backward(be, m, &m->path_static, &s->p_static, b, feat, nf,
+                                c->static_num_count, B, dx + dm->tok_static * d, 1, B, T * d, 0)))
+      return st;
+  }
+  int nf = orx_seq_features(m, feat);
+  if (c->use_short &&
+      (st = orx_path_backward(be, m, &m->path_short, &s->p_short, b, feat, nf, c->seq_num_count,
+                              B * c->short_len, dx + dm->tok_short * d, B, c->short_len, d,
+                              T * d)))
+    return st;
+  if (c->use_positive &&
+      (st = orx_path_backward(be, m, &m->path_pos, &s->p_pos, b, feat, nf, c->seq_num_count,
+                              B * c->positive_len, dx + dm->tok_pos * d, B, c->positive_len, d,
+                              T * d)))
+    return st;
+  if (c->use_lifelong) {
+    /* the lifelong tokens' gradient, gathered from their slice of every user's tokens */
+    const int64_t Nq = c->lifelong_queries;
+    for (int64_t i = 0; i < B; i++) {
+      st = ORX_OP(be, copy, b->dq_life + i * Nq * d, dx + (i * T + dm->tok_life) * d,
+                  (size_t)(Nq * d) * sizeof(float), ORX_COPY_D2D);
+      if (st) return st;
+    }
+    st = orx_lifelong_backward(s, b, u);
+  }
+  return st;
+}

@@ -42,3 +42,29 @@ onerec_status orx_mlp_forward(orx_backend *be, const orx_mlp_w *w, const orx_mlp
   if (w->is_moe) return orx_moe_forward(be, &w->moe, &a->moe, x_in, x_out, n, d, eps, load);
   return orx_ffn_forward(be, &w->ffn, &a->ffn, x_in, x_out, n, d, eps);
 }
+
+onerec_status orx_ffn_backward(orx_backend *be, const orx_ffn_w *w, const orx_ffn_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d) {
+  const int64_t h = w->hidden;
+  if (n == 0) return ONEREC_OK;
+  onerec_status s = orx_mm(be, 0, 1, n, h, d, dx, d, w->w_down, d, b->dh, h, 0.0f);
+  if (!s) s = orx_mm(be, 1, 0, h, d, n, a->h, h, dx, d, orx_g(b, w->w_down), d, 1.0f);
+  if (!s) s = ORX_OP(be, memset0, b->dgate, (size_t)(n * h) * sizeof(float));
+  if (!s) s = ORX_OP(be, memset0, b->dup, (size_t)(n * h) * sizeof(float));
+  if (!s)
+    s = ORX_OP(be, swiglu_bwd, b->dgate, h, b->dup, h, b->dh, h, a->gate, h, a->up, h, n, h);
+  if (!s) s = orx_mm(be, 0, 1, n, d, h, b->dgate, h, w->w_gate, h, b->dxn, d, 0.0f);
+  if (!s) s = orx_mm(be, 0, 1, n, d, h, b->dup, h, w->w_up, h, b->dxn, d, 1.0f);
+  if (!s) s = orx_mm(be, 1, 0, d, h, n, a->xn, d, b->dgate, h, orx_g(b, w->w_gate), h, 1.0f);
+  if (!s) s = orx_mm(be, 1, 0, d, h, n, a->xn, d, b->dup, h, orx_g(b, w->w_up), h, 1.0f);
+  if (!s) s = ORX_OP(be, rmsnorm_bwd, dx, orx_g(b, w->norm), b->dxn, x_in, w->norm, a->rstd, n, d);
+  return s;
+}
+
+onerec_status orx_mlp_backward(orx_backend *be, const orx_mlp_w *w, const orx_mlp_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d) {
+  if (w->is_moe) return orx_moe_backward(be, &w->moe, &a->moe, b, x_in, dx, n, d);
+  return orx_ffn_backward(be, &w->ffn, &a->ffn, b, x_in, dx, n, d);
+}

@@ -1,7 +1,8 @@
 /* Single-level k-means (Lloyd) over device rows: k-means++ or random initialisation, then
  * rounds of assignment and centroid update, re-seeding empty clusters at the farthest points,
- * optionally with a balanced (capacity-constrained) assignment. All heavy math goes through the backend's op table; the host
- * keeps only per-row distances and per-cluster counts. */
+ * optionally with a balanced (capacity-constrained) assignment. All heavy math goes through
+ * the backend's op table; the host keeps per-row distances and per-cluster counts (and, when
+ * balancing, each row's candidate centroids). */
 #include "kmeans.h"
 
 #include <math.h>

@@ -389,4 +389,96 @@ onerec_status orx_decoder_forward(onerec_session *s, int64_t rows, int64_t len,
 onerec_status orx_decoder_stage(const onerec_model *m, const int32_t *codes, int64_t rows,
                                 int64_t len, int32_t *ids);
 
+/* ---- backward (training; lib/trainer.c drives it) ----
+ * Each *_backward sits next to its forward and follows the backend's convention: parameter
+ * gradients ACCUMULATE into a gradient buffer that mirrors the parameter buffer (same offsets,
+ * one allocation); orx_g maps a parameter pointer to its gradient. Residual blocks take dx = the
+ * gradient of their output and leave there the gradient of their input (the residual makes
+ * that an accumulation in place). Scratch buffers are written before they are read. */
+typedef struct orx_bwd {
+  const float *params; /* the model's parameter buffer */
+  float *g;            /* its gradient, same layout */
+  /* scratch, sized for the session's largest token count N */
+  float *dxn, *dqkv, *dout, *dh, *dgate, *dup; /* [N, d], [N, 3d], [N, d], 3x [N, hidden] */
+  float *dkv;                                  /* [B T (or life rows), 2d] */
+  float *dx_dec;                               /* [R L, d] */
+  float *dx_enc, *dz;                          /* [B T, d] */
+  float *dlogits;                              /* [R L, K] */
+  float *dq_life;                              /* [B N_q, d] lifelong tokens' gradient */
+  float *dmem;                                 /* [life rows, d] */
+  /* MoE: slots = N top_k */
+  float *dys, *dye, *dgperm, *dhe, *dge, *due, *dxe, *dprobs, *dlog;
+  float *h_dgperm, *h_dprobs; /* host */
+  /* pathways */
+  float *dpre, *dph, *dblock;
+} orx_bwd;
+
+static inline float *orx_g(const orx_bwd *b, const float *p) {
+  return p ? b->g + (p - b->params) : NULL;
+}
+
+/* C = op(A) op(B) + beta C, single matrix (the shared shape of every backward product). */
+static inline onerec_status orx_mm(orx_backend *be, int ta, int tb, int64_t m, int64_t n,
+                                   int64_t k, const float *a, int64_t lda, const float *b,
+                                   int64_t ldb, float *c, int64_t ldc, float beta) {
+  orx_matmul_args g = {0};
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.batch = 1;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = 1.0f;
+  g.beta = beta;
+  g.dtype = ONEREC_F32;
+  return ORX_OP(be, matmul, &g);
+}
+
+onerec_status orx_self_attn_backward(orx_backend *be, const orx_attn_w *w, const orx_attn_act *a,
+                                     const orx_bwd *b, const float *x_in, float *dx, int64_t B,
+                                     int64_t T, int64_t d, int64_t heads,
+                                     const uint8_t *key_mask, int causal);
+/* dkv [g->n tk, 2d] is accumulated into (the caller zeroes it). */
+onerec_status orx_cross_attn_backward(orx_backend *be, const orx_xattn_w *w,
+                                      const orx_xattn_act *a, const orx_bwd *b,
+                                      const float *x_in, float *dx, int64_t rows, int64_t tq,
+                                      int64_t d, int64_t heads, const float *kv, int64_t tk,
+                                      const uint8_t *key_mask, const orx_groups *g, float *dkv);
+/* dmem += dkv wkv^T, dwkv += mem^T dkv */
+onerec_status orx_cross_kv_backward(orx_backend *be, const orx_xattn_w *w, const orx_bwd *b,
+                                    const float *mem, const float *dkv, float *dmem, int64_t rows,
+                                    int64_t d);
+onerec_status orx_ffn_backward(orx_backend *be, const orx_ffn_w *w, const orx_ffn_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d);
+onerec_status orx_moe_backward(orx_backend *be, const orx_moe_w *w, const orx_moe_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d);
+onerec_status orx_mlp_backward(orx_backend *be, const orx_mlp_w *w, const orx_mlp_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d);
+/* dout: the gradient of orx_path_forward's out (same layout). */
+onerec_status orx_path_backward(orx_backend *be, const onerec_model *m, const orx_path_w *w,
+                                const orx_path_act *a, const orx_bwd *b, const orx_feature *feat,
+                                int nf, int64_t num_count, int64_t n, const float *dout,
+                                int64_t out_batch, int64_t out_m, int64_t out_ld, int64_t out_sb);
+/* From b->dlogits (rows x len positions of the last decoder_forward) to the decoder's
+ * parameter gradients; the gradient of z_enc is accumulated into b->dz. */
+onerec_status orx_decoder_backward(onerec_session *s, const orx_bwd *b, int64_t rows,
+                                   int64_t len, const orx_groups *g);
+/* From b->dz to the encoder's parameter gradients (pathways, QFormer; the lifelong
+ * compression is a fixed, non-differentiable selection). */
+onerec_status orx_encoder_backward(onerec_session *s, const orx_bwd *b,
+                                   const onerec_user_batch *u);
+/* QFormer backward: b->dq_life [B N_q, d] (the lifelong tokens' gradient) to its weights,
+ * queries and the lifelong token MLP. */
+onerec_status orx_lifelong_backward(onerec_session *s, const orx_bwd *b,
+                                    const onerec_user_batch *u);
+
 #endif

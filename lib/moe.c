@@ -84,3 +84,64 @@ onerec_status orx_moe_forward(orx_backend *be, const orx_moe_w *w, const orx_moe
   if (!s) s = ORX_OP(be, embedding_bwd, x_out, a->ys, a->perm, slots, d, n);
   return s;
 }
+
+/* Backward. The top-k selection is piecewise constant, so the gradient reaches the router
+ * only through the gate values: dgate of each (token, expert) slot goes to that probability,
+ * then through the softmax to the router logits. */
+onerec_status orx_moe_backward(orx_backend *be, const orx_moe_w *w, const orx_moe_act *a,
+                               const orx_bwd *b, const float *x_in, float *dx, int64_t n,
+                               int64_t d) {
+  const int64_t E = w->experts, k = w->top_k, h = w->hidden, slots = n * k;
+  const int64_t *off = a->h_eoff;
+  if (n == 0) return ONEREC_OK;
+  float *gw_gate = orx_g(b, w->w_gate), *gw_up = orx_g(b, w->w_up), *gw_down = orx_g(b, w->w_down);
+  /* x_out += scatter(ys): dys = gather(dx) */
+  onerec_status s = ORX_OP(be, embedding_fwd, b->dys, dx, a->perm, slots, d, n);
+  if (!s) s = ORX_OP(be, memset0, b->dye, (size_t)(slots * d) * sizeof(float));
+  if (!s) s = ORX_OP(be, memset0, b->dgperm, (size_t)slots * sizeof(float));
+  if (!s) s = ORX_OP(be, scale_rows_bwd, b->dye, b->dgperm, b->dys, a->ye, a->gperm, slots, d);
+  for (int64_t e = 0; !s && e < E; e++) {
+    int64_t r0 = off[e], c = off[e + 1] - r0;
+    if (c == 0) continue;
+    s = orx_mm(be, 0, 1, c, h, d, b->dye + r0 * d, d, w->w_down + e * h * d, d, b->dhe + r0 * h,
+               h, 0.0f);
+    if (!s)
+      s = orx_mm(be, 1, 0, h, d, c, a->he + r0 * h, h, b->dye + r0 * d, d, gw_down + e * h * d, d,
+                 1.0f);
+  }
+  if (!s) s = ORX_OP(be, memset0, b->dge, (size_t)(slots * h) * sizeof(float));
+  if (!s) s = ORX_OP(be, memset0, b->due, (size_t)(slots * h) * sizeof(float));
+  if (!s) s = ORX_OP(be, swiglu_bwd, b->dge, h, b->due, h, b->dhe, h, a->ge, h, a->ue, h, slots, h);
+  for (int64_t e = 0; !s && e < E; e++) {
+    int64_t r0 = off[e], c = off[e + 1] - r0;
+    if (c == 0) continue;
+    s = orx_mm(be, 0, 1, c, d, h, b->dge + r0 * h, h, w->w_gate + e * d * h, h, b->dxe + r0 * d,
+               d, 0.0f);
+    if (!s)
+      s = orx_mm(be, 0, 1, c, d, h, b->due + r0 * h, h, w->w_up + e * d * h, h, b->dxe + r0 * d,
+                 d, 1.0f);
+    if (!s)
+      s = orx_mm(be, 1, 0, d, h, c, a->xe + r0 * d, d, b->dge + r0 * h, h, gw_gate + e * d * h, h,
+                 1.0f);
+    if (!s)
+      s = orx_mm(be, 1, 0, d, h, c, a->xe + r0 * d, d, b->due + r0 * h, h, gw_up + e * d * h, h,
+                 1.0f);
+  }
+  /* dxn = scatter(dxe) + dlogits router^T */
+  if (!s) s = ORX_OP(be, memset0, b->dxn, (size_t)(n * d) * sizeof(float));
+  if (!s) s = ORX_OP(be, embedding_bwd, b->dxn, b->dxe, a->perm, slots, d, n);
+  if (!s)
+    s = ORX_OP(be, copy, b->h_dgperm, b->dgperm, (size_t)slots * sizeof(float), ORX_COPY_D2H);
+  if (s) return s;
+  memset(b->h_dprobs, 0, (size_t)(n * E) * sizeof(float));
+  for (int64_t e = 0; e < E; e++)
+    for (int64_t p = off[e]; p < off[e + 1]; p++)
+      b->h_dprobs[(int64_t)a->h_perm[p] * E + e] += b->h_dgperm[p];
+  s = ORX_OP(be, copy, b->dprobs, b->h_dprobs, (size_t)(n * E) * sizeof(float), ORX_COPY_H2D);
+  if (!s) s = ORX_OP(be, memset0, b->dlog, (size_t)(n * E) * sizeof(float));
+  if (!s) s = ORX_OP(be, softmax_bwd, b->dlog, b->dprobs, a->probs, n, E);
+  if (!s) s = orx_mm(be, 0, 1, n, d, E, b->dlog, E, w->router, E, b->dxn, d, 1.0f);
+  if (!s) s = orx_mm(be, 1, 0, d, E, n, a->xn, d, b->dlog, E, orx_g(b, w->router), E, 1.0f);
+  if (!s) s = ORX_OP(be, rmsnorm_bwd, dx, orx_g(b, w->norm), b->dxn, x_in, w->norm, a->rstd, n, d);
+  return s;
+}

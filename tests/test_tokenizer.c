@@ -948,6 +948,80 @@ static void test_features_file(void **state) {
   assert_status(onerec_features_file_read(path, NULL, 15, NULL, 0), ONEREC_ERR_INVALID_ARGUMENT);
 }
 
+/* ---- the CLI (ONEREC_CLI, set by make test) ---- */
+
+static char *run_cli(const char *args) {
+  const char *cli = getenv("ONEREC_CLI");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", cli, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  static char out[8192];
+  size_t n = fread(out, 1, sizeof out - 1, p);
+  out[n] = '\0';
+  int rc = pclose(p);
+  if (rc != 0) fail_msg("%s exited with %d: %s", cmd, rc, out);
+  return out;
+}
+
+static void test_cli(void **state) {
+  (void)state;
+  if (!getenv("ONEREC_CLI")) {
+    print_message("ONEREC_CLI not set: skipped\n");
+    return;
+  }
+  enum { N = 600, D = 6 };
+  float *x = alloc_f(N * D);
+  tu_fill(x, N * D, 77);
+  int64_t ids[N], dims[2] = {N, D};
+  for (int i = 0; i < N; i++) ids[i] = 1000 + 3 * i;
+  char feat[128], tok[128], cat[128], args[1024];
+  path_in_dir(feat, sizeof feat, "cli_feat.h5");
+  path_in_dir(tok, sizeof tok, "cli_tok.h5");
+  path_in_dir(cat, sizeof cat, "cli_cat.h5");
+  write_features(feat, ORX_H5_F32, 2, dims, x, N, ids);
+  snprintf(args, sizeof args,
+           "tokenizer fit --features %s --levels 2 --codes 32 --iterations 5 --seed 3 --out %s "
+           "--catalog %s --threads 1 --json",
+           feat, tok, cat);
+  char *out = run_cli(args);
+  const char *keys[] = {"\"reconstruction_loss\":", "\"utilization\":[",
+                        "\"entropy\":[",           "\"entropy_unit\":\"bits\"",
+                        "\"entropy_nats\":[",      "\"collision_rate\":",
+                        "\"largest_collision_group\":", "\"unique\":{",
+                        "\"seconds\":"};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+    if (!strstr(out, keys[i])) fail_msg("fit output lacks %s: %s", keys[i], out);
+  assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one JSON line */
+  /* the saved tokenizer gives the loss the CLI printed */
+  onerec_context *ctx = tu_cpu_context(1);
+  onerec_tokenizer *t = NULL;
+  assert_ok(onerec_tokenizer_load(ctx, tok, &t));
+  int32_t *codes = alloc_i(N * 2);
+  assert_ok(onerec_tokenizer_encode(t, x, N, codes));
+  ONEREC_OPTS(onerec_tokenizer_metrics, m);
+  assert_ok(onerec_tokenizer_metrics_get(t, x, codes, N, &m));
+  double printed = atof(strstr(out, "\"reconstruction_loss\":") + 22);
+  assert_float_equal(printed, m.reconstruction_loss, 1e-6);
+  /* the catalogue holds every item, one-to-one */
+  onerec_catalog *c = NULL;
+  assert_ok(onerec_catalog_load(ctx, cat, &c));
+  int64_t items = 0;
+  assert_ok(onerec_catalog_info(c, NULL, NULL, &items));
+  assert_int_equal(items, N);
+  int32_t code[2];
+  assert_ok(onerec_catalog_codes_of(c, 1000 + 3 * 17, code));
+  onerec_catalog_free(c);
+  snprintf(args, sizeof args, "tokenizer stats %s --features %s --json", tok, feat);
+  out = run_cli(args);
+  if (!strstr(out, "\"codes_per_level\":32") || !strstr(out, "\"reconstruction_loss\":"))
+    fail_msg("stats output: %s", out);
+  free(codes);
+  free(x);
+  onerec_tokenizer_free(t);
+  onerec_context_free(ctx);
+}
+
 /* ---- arguments ---- */
 
 static void test_bad_args(void **state) {
@@ -1078,6 +1152,7 @@ int main(void) {
       cmocka_unit_test(test_save_load),
       cmocka_unit_test(test_bad_files),
       cmocka_unit_test(test_features_file),
+      cmocka_unit_test(test_cli),
       cmocka_unit_test(test_bad_args),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

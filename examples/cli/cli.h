@@ -13,6 +13,7 @@ int cmd_features(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);

@@ -120,14 +120,30 @@ static void print_metrics_text(const char *what, const onerec_tokenizer_metrics 
            m->utilization[l], m->entropy_bits[l], m->entropy_nats[l]);
 }
 
+/* Whether n items can have distinct semantic IDs: n <= codes^levels. */
+static int fits_one_to_one(int64_t n, int levels, int codes) {
+  double ids = pow((double)codes, (double)levels);
+  return (double)n <= ids;
+}
+
 /* Plain and one-to-one encodings of the features with their metrics; codes keeps the
- * one-to-one codes. */
+ * one-to-one codes. *resolved = 0 (and the plain codes kept) when there are more items than
+ * semantic IDs. */
 static int evaluate(onerec_tokenizer *tok, const features *f, int32_t *codes,
                     onerec_tokenizer_metrics *plain, onerec_tokenizer_unique_report *rep,
-                    onerec_tokenizer_metrics *uniq) {
+                    onerec_tokenizer_metrics *uniq, int *resolved) {
   onerec_status s = onerec_tokenizer_encode(tok, f->x, f->n, codes);
   if (!s) s = onerec_tokenizer_metrics_get(tok, f->x, codes, f->n, plain);
   if (s) return cli_fail("encoding", s);
+  ONEREC_OPTS(onerec_tokenizer_info, in);
+  onerec_tokenizer_info_get(tok, &in);
+  *resolved = fits_one_to_one(f->n, in.levels, in.codes_per_level);
+  if (!*resolved) {
+    fprintf(stderr,
+            "onerec: %lld items but only %d^%d semantic IDs: no one-to-one resolution\n",
+            (long long)f->n, in.codes_per_level, in.levels);
+    return 0;
+  }
   s = onerec_tokenizer_encode_unique(tok, f->x, f->n, codes, rep);
   if (!s) s = onerec_tokenizer_metrics_get(tok, NULL, codes, f->n, uniq);
   if (s) return cli_fail("resolving collisions", s);
@@ -136,7 +152,11 @@ static int evaluate(onerec_tokenizer *tok, const features *f, int32_t *codes,
 }
 
 static void print_unique(const onerec_tokenizer_unique_report *rep,
-                         const onerec_tokenizer_metrics *u) {
+                         const onerec_tokenizer_metrics *u, int resolved) {
+  if (!resolved) {
+    printf("\"unique\":null");
+    return;
+  }
   printf("\"unique\":{\"reassigned\":%lld,\"reassigned_upper\":%lld,\"reconstruction_loss\":",
          (long long)rep->reassigned, (long long)rep->reassigned_upper);
   json_num(rep->loss_after);
@@ -270,7 +290,12 @@ static int cmd_fit(int argc, char **argv) {
   ONEREC_OPTS(onerec_tokenizer_metrics, plain);
   ONEREC_OPTS(onerec_tokenizer_metrics, uniq);
   ONEREC_OPTS(onerec_tokenizer_unique_report, rep);
-  rc = evaluate(tok, &f, ids, &plain, &rep, &uniq);
+  int resolved = 0;
+  rc = evaluate(tok, &f, ids, &plain, &rep, &uniq, &resolved);
+  if (!rc && catalog && !resolved) {
+    fprintf(stderr, "onerec: no catalogue: it needs one semantic ID per item\n");
+    rc = 1;
+  }
   if (!rc && catalog) rc = save_catalog(ctx, catalog, &f, (int)levels, (int)codes, ids);
   if (rc) goto done;
   ONEREC_OPTS(onerec_tokenizer_info, info);
@@ -289,16 +314,17 @@ static int cmd_fit(int argc, char **argv) {
            info.balanced ? "true" : "false");
     print_metrics(&plain);
     putchar(',');
-    print_unique(&rep, &uniq);
+    print_unique(&rep, &uniq, resolved);
     printf(",\"fit_seconds\":%.3f,\"seconds\":%.3f}\n", info.fit_seconds, secs);
   } else {
     printf("fitted %d x %d codes on %lld of %lld items (%lld dims) in %.2f s; wrote %s\n",
            info.levels, info.codes_per_level, (long long)info.train_points, (long long)f.n,
            (long long)f.dim, info.fit_seconds, out);
     print_metrics_text("plain", &plain);
-    printf("one-to-one: %lld items moved (%lld above the last level), reconstruction loss "
-           "%.6f\n",
-           (long long)rep.reassigned, (long long)rep.reassigned_upper, rep.loss_after);
+    if (resolved)
+      printf("one-to-one: %lld items moved (%lld above the last level), reconstruction loss "
+             "%.6f\n",
+             (long long)rep.reassigned, (long long)rep.reassigned_upper, rep.loss_after);
   }
 done:
   onerec_tokenizer_free(tok);
@@ -383,6 +409,7 @@ static int cmd_stats(int argc, char **argv) {
   ONEREC_OPTS(onerec_tokenizer_metrics, plain);
   ONEREC_OPTS(onerec_tokenizer_metrics, uniq);
   ONEREC_OPTS(onerec_tokenizer_unique_report, rep);
+  int resolved = 0;
   if (feat) {
     rc = load_features(feat, &f);
     if (!rc && f.dim != in.dim) {
@@ -392,7 +419,7 @@ static int cmd_stats(int argc, char **argv) {
     }
     if (!rc) {
       ids = malloc((size_t)(f.n * in.levels) * sizeof(int32_t));
-      rc = ids ? evaluate(tok, &f, ids, &plain, &rep, &uniq)
+      rc = ids ? evaluate(tok, &f, ids, &plain, &rep, &uniq, &resolved)
                : cli_fail("encoding", ONEREC_ERR_OUT_OF_MEMORY);
     }
     if (rc) goto done;
@@ -425,7 +452,7 @@ static int cmd_stats(int argc, char **argv) {
       printf(",\"items\":%lld,", (long long)f.n);
       print_metrics(&plain);
       putchar(',');
-      print_unique(&rep, &uniq);
+      print_unique(&rep, &uniq, resolved);
     }
     printf("}\n");
   } else {
@@ -439,8 +466,9 @@ static int cmd_stats(int argc, char **argv) {
              in.train_loss[l], nmin[l], nmax[l], nmean[l]);
     if (feat) {
       print_metrics_text("plain", &plain);
-      printf("one-to-one: %lld items moved, reconstruction loss %.6f\n",
-             (long long)rep.reassigned, rep.loss_after);
+      if (resolved)
+        printf("one-to-one: %lld items moved, reconstruction loss %.6f\n",
+               (long long)rep.reassigned, rep.loss_after);
     }
   }
 done:

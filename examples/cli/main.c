@@ -16,6 +16,8 @@ static void usage(FILE *f) {
           "  tokenizer fit --features F.h5 --out TOK.h5 [--levels 3] [--codes 256] [--json]\n"
           "  tokenizer stats TOK.h5 [--features F.h5] [--json]\n"
           "                    RQ-Kmeans semantic IDs: fit, metrics, one-to-one resolution\n"
+          "  train --data DIR --dataset beauty|ml-100k|h5 [--preset P] [--minutes M]\n"
+          "                    NTP pre-training with progress on stderr; writes model + checkpoint\n"
           "  version           print the library version\n");
 }
 
@@ -48,6 +50,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "model")) return cmd_model(argc - 1, argv + 1);
   if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
   if (!strcmp(argv[1], "version")) {
     printf("%s\n", onerec_version());
     return 0;

@@ -11,5 +11,7 @@
 #include "onerec/model.h"
 #include "onerec/data.h"
 #include "onerec/tokenizer.h"
+#include "onerec/train.h"
+#include "onerec/generate.h"
 
 #endif

@@ -480,3 +480,129 @@ def score(cfg, logits, codes):
     lp = torch.log_softmax(logits, dim=-1)
     codes = torch.tensor(np.asarray(codes), dtype=torch.long)
     return lp.gather(-1, codes.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+# ---------------------------------------------------------------- training (issue 5)
+
+def ntp_loss(logits, codes):
+    """Mean next-token cross-entropy over every target row and level."""
+    codes = torch.tensor(np.asarray(codes), dtype=torch.long)
+    lp = torch.log_softmax(logits, dim=-1)
+    return -lp.gather(-1, codes.unsqueeze(-1)).squeeze(-1).mean()
+
+
+def is_sparse(name):
+    """Embedding tables: their own learning rate, no weight decay."""
+    return name.startswith("features/") or name == "decoder/tok_emb"
+
+
+def decays(name, shape):
+    """Weight decay only on dense matrices: not on gains, biases, tables, positions, queries."""
+    base = name.rsplit("/", 1)[-1]
+    return len(shape) >= 2 and not is_sparse(name) and base not in ("pos", "query")
+
+
+def lr_at(opt, step, peak):
+    """Linear warm-up, then cosine to min_lr_ratio x peak at total_steps."""
+    w, t = opt["warmup_steps"], opt["total_steps"]
+    if w > 0 and step <= w:
+        return peak * step / w
+    if t <= w:
+        return peak
+    p = min(1.0, (step - w) / (t - w))
+    lo = peak * opt["min_lr_ratio"]
+    return lo + (peak - lo) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def train_step(cfg, P, batch, codes, opt):
+    """One update from fresh optimiser state on one batch (one target per user): NTP loss,
+    autograd gradients, clipping by the global norm, AdamW (step 1), then the MoE routing-bias
+    update bias_e += u sign(mean_load - load_e) from the loads of this forward pass.
+    Returns (loss, grads dict, new params dict, grad norm)."""
+    Pg = {k: v.clone().requires_grad_(not k.endswith("router_bias")) for k, v in P.items()}
+    E = cfg["experts"]
+    loads = {}
+    orig_mlp, orig_numpy = mlp, torch.Tensor.numpy
+
+    def counting(cfg_, P_, g, x, moe, _load=None):
+        if moe:
+            loads.setdefault(g, np.zeros(E, dtype=np.int64))
+        return orig_mlp(cfg_, P_, g, x, moe, loads[g] if moe else None)
+    # The discrete choices (top-k, k-means) read values through .numpy(): detached, as they
+    # carry no gradient.
+    torch.Tensor.numpy = lambda self, *a, **k: orig_numpy(self.detach(), *a, **k)
+    globals()["mlp"] = counting
+    try:
+        z, mask = encode(cfg, Pg, batch)
+        logits = decode(cfg, Pg, z, mask, np.arange(batch["batch"] + 1), codes)
+        loss = ntp_loss(logits, codes)
+        loss.backward()
+    finally:
+        globals()["mlp"] = orig_mlp
+        torch.Tensor.numpy = orig_numpy
+    grads = {k: (v.grad.detach().clone() if v.grad is not None else torch.zeros_like(v))
+             for k, v in Pg.items()}
+    norm = math.sqrt(sum(float((g * g).sum()) for k, g in grads.items()))
+    scale = opt["clip_norm"] / norm if 0 < opt["clip_norm"] < norm else 1.0
+    b1, b2, eps = opt["beta1"], opt["beta2"], opt["adam_eps"]
+    new = {}
+    for k, p in P.items():
+        if k.endswith("router_bias"):
+            load = loads[k.rsplit("/", 1)[0]].astype(np.float64)
+            new[k] = p + opt["moe_bias_rate"] * torch.tensor(np.sign(load.mean() - load), dtype=DT)
+            continue
+        g = grads[k] * scale
+        m = (1 - b1) * g
+        v = (1 - b2) * g * g
+        mh, vh = m / (1 - b1), v / (1 - b2)
+        lr = lr_at(opt, 1, opt["lr_sparse"] if is_sparse(k) else opt["lr_dense"])
+        wd = opt["weight_decay"] if decays(k, tuple(p.shape)) else 0.0
+        new[k] = p - lr * (mh / (vh.sqrt() + eps) + wd * p)
+    return float(loss), grads, new, norm
+
+
+# ---------------------------------------------------------------- generation
+
+def beam_search(cfg, P, z, mask, cat_codes, beam, k):
+    """Constrained beam search (lib/beam_search.c) for every user of an encoded batch.
+
+    cat_codes [N, L]: the catalogue's semantic IDs. Each step extends every live prefix by the
+    codes that continue some catalogue item, scores them with the full log-softmax over all
+    codes (so a result's log-probability is its exact score), and keeps the `beam` best (the
+    last level keeps k), ranked by score, then earlier parent, then lower code.
+    Returns (rows [B, k] catalogue rows, -1 past the end; logp [B, k]; the smallest gap between
+    the last kept and the first dropped candidate, which fixtures keep away from float32 noise)."""
+    L = cfg["levels"]
+    cat_codes = np.asarray(cat_codes)
+    by_prefix = {}
+    for row, c in enumerate(cat_codes):
+        for j in range(L):
+            by_prefix.setdefault(tuple(int(v) for v in c[:j]), set()).add(int(c[j]))
+    leaf = {tuple(int(v) for v in c): row for row, c in enumerate(cat_codes)}
+    B = z.shape[0]
+    rows = np.full((B, k), -1, dtype=np.int64)
+    logp = np.full((B, k), -np.inf)
+    gap = float("inf")
+    for b in range(B):
+        live = [((), 0.0)] if len(cat_codes) else []
+        for j in range(L):
+            if not live:
+                break
+            codes = np.zeros((len(live), L), dtype=np.int64)
+            for r, (p, _) in enumerate(live):
+                codes[r, :j] = p
+            logits = decode(cfg, P, z[b:b + 1], mask[b:b + 1], [0, len(live)], codes)[:, j]
+            lp = torch.log_softmax(logits, dim=-1)
+            cand = []
+            for r, (p, s) in enumerate(live):
+                for c in sorted(by_prefix[p]):
+                    cand.append((s + float(lp[r, c]), r, c))
+            cand.sort(key=lambda t: (-t[0], t[1], t[2]))
+            keep = beam if j < L - 1 else k
+            if len(cand) > keep:
+                gap = min(gap, cand[keep - 1][0] - cand[keep][0])
+            live = [(live[r][0] + (c,), s) for s, r, c in cand[:keep]]
+        for i, (p, s) in enumerate(live):
+            rows[b, i] = leaf[p]
+            logp[b, i] = s
+    return rows, logp, gap

@@ -1,0 +1,253 @@
+/* `onerec train`: NTP pre-training on a data set's leave-one-out training samples, for a time
+ * or step budget, with a progress line on stderr; writes the model and a resumable checkpoint.
+ * Items enter and are predicted by semantic IDs; until the tokenizer pipeline is wired in here
+ * (--codes), an item's IDs are the base-K digits of its dense index (K the smallest codebook
+ * with K^levels >= items): unique, but without semantic sharing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void train_usage(FILE *f) {
+  fprintf(f,
+          "usage: onerec train --data DIR --dataset beauty|ml-100k|h5 [--preset 0.015B]\n"
+          "                    [--minutes M] [--steps N] [--batch 64] [--lr 1e-3]\n"
+          "                    [--lr-sparse 1e-2] [--warmup 100] [--levels 3] [--seed S]\n"
+          "                    [--threads T] [--out DIR] [--resume DIR/checkpoint.h5]\n"
+          "                    [--stop-at K]\n"
+          "  trains on the training samples (histories of up to 50 interactions) until M\n"
+          "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
+          "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
+          "  continues a run of the same options exactly where its checkpoint stopped\n"
+          "  (--steps counts all updates and sets the cosine schedule's length, --minutes\n"
+          "  only this run's; --stop-at K ends this run after update K, as an interruption)\n");
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const char *data_path(const char *dir, const char *dataset, char *buf, size_t len) {
+  const char *file = !strcmp(dataset, "beauty") ? "Beauty.txt" : "ml-100k.inter";
+  if (!strcmp(dataset, "h5")) return dir;
+  snprintf(buf, len, "%s/%s", dir, file);
+  FILE *f = fopen(buf, "r");
+  if (f) {
+    fclose(f);
+    return dir;
+  }
+  snprintf(buf, len, "%s/%s", dir, !strcmp(dataset, "beauty") ? "amazon" : "ml-100k");
+  return buf;
+}
+
+int cmd_train(int argc, char **argv) {
+  const char *data = NULL, *dataset = NULL, *preset = "0.015B", *out = "run", *resume = NULL;
+  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2;
+  long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      train_usage(stdout);
+      return 0;
+    }
+    if (!v) {
+      train_usage(stderr);
+      return 2;
+    }
+    i++;
+    if (!strcmp(a, "--data")) data = v;
+    else if (!strcmp(a, "--dataset")) dataset = v;
+    else if (!strcmp(a, "--preset")) preset = v;
+    else if (!strcmp(a, "--out")) out = v;
+    else if (!strcmp(a, "--resume")) resume = v;
+    else if (!strcmp(a, "--minutes")) minutes = atof(v);
+    else if (!strcmp(a, "--steps")) steps = atoll(v);
+    else if (!strcmp(a, "--stop-at")) stop_at = atoll(v);
+    else if (!strcmp(a, "--batch")) batch = atoll(v);
+    else if (!strcmp(a, "--lr")) lr = atof(v);
+    else if (!strcmp(a, "--lr-sparse")) lr_sparse = atof(v);
+    else if (!strcmp(a, "--warmup")) warmup = atoll(v);
+    else if (!strcmp(a, "--levels")) levels = atoll(v);
+    else if (!strcmp(a, "--seed")) seed = atoll(v);
+    else if (!strcmp(a, "--threads")) threads = atoll(v);
+    else {
+      train_usage(stderr);
+      return 2;
+    }
+  }
+  if (!data || !dataset || batch < 1 || levels < 1 || levels > 8 || (minutes <= 0 && steps <= 0)) {
+    train_usage(stderr);
+    return 2;
+  }
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = (int)threads,
+              .seed = (uint64_t)seed);
+  onerec_context *ctx = NULL;
+  onerec_status s = onerec_context_create(&co, &ctx);
+  if (s) return cli_fail("context", s);
+  int rc = 1;
+  onerec_dataset *ds = NULL;
+  onerec_samples *smp = NULL;
+  onerec_batch *b = NULL;
+  onerec_model *m = NULL;
+  onerec_trainer *t = NULL;
+  int32_t *codes = NULL;
+  char buf[4200];
+  ONEREC_OPTS(onerec_dataset_opts, dso, .format = dataset);
+  const char *path = data_path(data, dataset, buf, sizeof buf);
+  if ((s = onerec_dataset_load(ctx, path, &dso, &ds))) {
+    cli_fail(path, s);
+    goto done;
+  }
+  ONEREC_OPTS(onerec_dataset_info, info);
+  if ((s = onerec_dataset_get_info(ds, &info))) {
+    cli_fail("dataset info", s);
+    goto done;
+  }
+  if (info.static_cat_count || info.static_num_count) {
+    fprintf(stderr, "onerec: train: data sets with static user features are not supported yet\n");
+    goto done;
+  }
+  /* base-K digits of the dense index */
+  int64_t K = 2;
+  for (;; K++) {
+    double cap = pow((double)K, (double)levels);
+    if (cap >= (double)info.items) break;
+  }
+  codes = malloc((size_t)(info.items * levels) * sizeof *codes);
+  if (!codes) goto done;
+  for (int64_t i = 0; i < info.items; i++) {
+    int64_t x = i;
+    for (int64_t l = levels - 1; l >= 0; l--) {
+      codes[i * levels + l] = (int32_t)(x % K);
+      x /= K;
+    }
+  }
+  ONEREC_OPTS(onerec_model_config, c);
+  if ((s = onerec_model_config_preset(preset, &c))) {
+    cli_fail("preset", s);
+    goto done;
+  }
+  c.levels = (int32_t)levels;
+  c.codebook = (int32_t)K;
+  c.use_lifelong = 0;
+  c.static_cat_count = 1; /* the hashed user id */
+  c.static_num_count = 0;
+  c.static_cat_vocab[0] = 4096;
+  c.positive_len = 50;
+  c.item_input = ONEREC_ITEM_BY_SID;
+  c.seq_cat_count = ONEREC_DATA_CAT_COUNT;
+  c.seq_cat_vocab[ONEREC_DATA_CAT_AUTHOR] = 1;
+  c.seq_cat_vocab[ONEREC_DATA_CAT_TAG] = info.tags > 0 ? info.tags : 1;
+  c.seq_cat_vocab[ONEREC_DATA_CAT_LABEL] = 16;
+  for (int i = 0; i < ONEREC_DATA_CAT_COUNT; i++) c.seq_cat_dim[i] = 16;
+  c.seq_num_count = ONEREC_DATA_NUM_COUNT;
+  if ((s = onerec_model_create(ctx, &c, (uint64_t)seed, &m))) {
+    cli_fail("model", s);
+    goto done;
+  }
+  ONEREC_OPTS(onerec_samples_opts, so, .max_history = 50);
+  if ((s = onerec_samples_create(ds, ONEREC_SPLIT_TRAIN, &so, &smp))) {
+    cli_fail("samples", s);
+    goto done;
+  }
+  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = batch, .short_len = c.short_len,
+              .positive_len = c.positive_len, .uid_buckets = (int32_t)c.static_cat_vocab[0],
+              .levels = (int32_t)levels, .item_codes = codes);
+  if ((s = onerec_batch_create(ds, &bo, &b))) {
+    cli_fail("batch", s);
+    goto done;
+  }
+  const int64_t n = onerec_samples_count(smp);
+  const int64_t per_epoch = (n + batch - 1) / batch;
+  ONEREC_OPTS(onerec_trainer_opts, to, .max_batch = batch, .lr_dense = (float)lr,
+              .lr_sparse = (float)lr_sparse, .warmup_steps = warmup,
+              .total_steps = steps > 0 ? steps : 0);
+  if ((s = onerec_trainer_create(m, &to, &t))) {
+    cli_fail("trainer", s);
+    goto done;
+  }
+  int64_t step = 0, epoch = -1;
+  if (resume) {
+    uint64_t pos = 0;
+    if ((s = onerec_trainer_load(t, resume, &pos))) {
+      cli_fail(resume, s);
+      goto done;
+    }
+    step = (int64_t)pos; /* updates done: the data order is a function of seed and step */
+  }
+  fprintf(stderr,
+          "onerec train: %s, %lld samples (%lld steps an epoch), %lld parameters, codebook %lld "
+          "x %lld levels\n",
+          dataset, (long long)n, (long long)per_epoch, (long long)onerec_model_param_count(m),
+          (long long)K, levels);
+  const double t0 = now_s(), budget = minutes > 0 ? minutes * 60.0 : INFINITY;
+  double last = t0, ema = 0.0;
+  const int64_t step0 = step;
+  const int64_t end = stop_at > 0 && (steps <= 0 || stop_at < steps) ? stop_at : steps;
+  while (end <= 0 || step < end) {
+    int64_t pos = step % per_epoch;
+    if (step / per_epoch != epoch) {
+      epoch = step / per_epoch;
+      if ((s = onerec_samples_shuffle(smp, (uint64_t)seed + (uint64_t)epoch))) {
+        cli_fail("shuffle", s);
+        goto done;
+      }
+    }
+    int64_t first = pos * batch, cnt = n - first < batch ? n - first : batch;
+    ONEREC_OPTS(onerec_user_batch, u);
+    const int32_t *tc = NULL;
+    float loss = 0.0f;
+    if ((s = onerec_batch_fill(b, smp, first, cnt, &u, NULL, 0, &tc))) {
+      cli_fail("batch", s);
+      goto done;
+    }
+    if ((s = onerec_trainer_step(t, &u, tc, &loss))) {
+      cli_fail("step", s);
+      goto done;
+    }
+    step++;
+    ema = step == step0 + 1 ? loss : 0.98 * ema + 0.02 * loss;
+    double tn = now_s(), el = tn - t0;
+    int finished = (end > 0 && step >= end) || el >= budget;
+    if (tn - last >= 5.0 || finished || step == step0 + 1) {
+      ONEREC_OPTS(onerec_train_stats, st);
+      onerec_trainer_stats(t, &st);
+      double sps = (double)((step - step0) * batch) / (el > 0 ? el : 1e-9);
+      double left = end > 0 ? (double)(end - step) * el / (double)(step - step0) : budget - el;
+      if (minutes > 0 && left > budget - el) left = budget - el;
+      fprintf(stderr, "step %lld  epoch %.2f  loss %.4f  lr %.2e  %.1f samples/s  ETA %.0f s\n",
+              (long long)step, (double)step / (double)per_epoch, ema, (double)st.lr_dense, sps,
+              left > 0 ? left : 0.0);
+      last = tn;
+    }
+    if (finished) break;
+  }
+  mkdir(out, 0755);
+  snprintf(buf, sizeof buf, "%s/model.h5", out);
+  if ((s = onerec_model_save(m, buf))) {
+    cli_fail(buf, s);
+    goto done;
+  }
+  snprintf(buf, sizeof buf, "%s/checkpoint.h5", out);
+  if ((s = onerec_trainer_save(t, buf, (uint64_t)step))) {
+    cli_fail(buf, s);
+    goto done;
+  }
+  fprintf(stderr, "onerec train: %lld steps, wrote %s/model.h5 and %s/checkpoint.h5\n",
+          (long long)step, out, out);
+  rc = 0;
+done:
+  onerec_trainer_free(t);
+  onerec_batch_free(b);
+  onerec_samples_free(smp);
+  onerec_model_free(m);
+  onerec_dataset_free(ds);
+  onerec_context_free(ctx);
+  free(codes);
+  return rc;
+}

@@ -1,0 +1,105 @@
+/* Training (NTP pre-training of the OneRec model): a trainer owns a model's gradients, the
+ * AdamW state and a training session, and runs steps of forward + backward + update.
+ *
+ * Loss: next-token prediction over the target item's semantic IDs, the mean over the batch's
+ * targets and levels of -log softmax(logits_j)[s^(j+1)].
+ *
+ * Optimiser: AdamW (decoupled weight decay, bias-corrected), with separate peak learning rates
+ * for sparse parameters (embedding tables: item, features, decoder tokens) and dense ones.
+ * Weight decay applies only to matrices of dense layers: never to RMSNorm gains, biases,
+ * embedding tables, positional embeddings or the QFormer queries. Learning rate: linear
+ * warm-up over warmup_steps, then a cosine decay to min_lr_ratio x peak at total_steps (held
+ * there afterwards; total_steps = 0: constant after warm-up). Gradients are clipped by their
+ * global L2 norm. With accum_steps > 1 the gradients of that many micro-batches are averaged
+ * before one update. After each update every MoE layer's routing bias moves by
+ * bias_e += moe_bias_rate * sign(mean_load - load_e) (loss-free load balancing; the bias steers
+ * expert selection only and gets no gradient).
+ *
+ * Thread-safety: a trainer is used by one thread at a time. It updates its model in place, so
+ * no other thread may run sessions of that model during a step. */
+#ifndef ONEREC_TRAIN_H
+#define ONEREC_TRAIN_H
+
+#include "onerec/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct onerec_trainer onerec_trainer;
+
+/* Declare with ONEREC_OPTS(onerec_trainer_opts, o, ...); zero fields take the defaults. */
+typedef struct onerec_trainer_opts {
+  size_t sz;
+  int64_t max_batch;    /* users (one target each) per micro-batch (default 64) */
+  int64_t max_lifelong; /* lifelong interactions read per user (default: the model's) */
+  int32_t accum_steps;  /* micro-batches per update (default 1) */
+  float lr_dense;       /* peak learning rate of dense parameters (default 1e-3) */
+  float lr_sparse;      /* peak learning rate of embedding tables (default 1e-2) */
+  float beta1, beta2;   /* default 0.9, 0.999 */
+  float adam_eps;       /* default 1e-8 */
+  float weight_decay;   /* default 0.01 (dense matrices only, see above); < 0: none */
+  int64_t warmup_steps; /* updates of linear warm-up (default 0) */
+  int64_t total_steps;  /* end of the cosine decay (default 0: no decay) */
+  float min_lr_ratio;   /* floor of the decay, fraction of the peak (default 0.1) */
+  float clip_norm;      /* global gradient norm limit (default 1.0; < 0: no clipping) */
+  float moe_bias_rate;  /* u of the routing-bias update (default 1e-3; < 0: off) */
+} onerec_trainer_opts;
+
+typedef struct onerec_train_stats {
+  size_t sz;
+  int64_t step;       /* updates done */
+  int64_t micro;      /* micro-batches accumulated towards the next update */
+  int64_t samples;    /* targets seen */
+  float loss;         /* loss of the last micro-batch */
+  float lr_dense;     /* learning rates of the last update */
+  float lr_sparse;
+  double grad_norm;   /* global gradient norm of the last update, before clipping */
+} onerec_train_stats;
+
+/* Creates a trainer for `model` (which it updates in place and must outlive it) on the model's
+ * context. opts may be NULL for defaults.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, bad options), ONEREC_ERR_OUT_OF_MEMORY. */
+ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
+                                               const onerec_trainer_opts *opts,
+                                               onerec_trainer **out);
+
+/* Frees a trainer. NULL is a no-op. */
+ONEREC_API void onerec_trainer_free(onerec_trainer *trainer);
+
+/* One micro-batch: users (batch <= max_batch) and their target items' semantic IDs codes
+ * [batch, levels]. Computes the loss and accumulates gradients; every accum_steps-th call
+ * also updates the weights. *loss_out (may be NULL) receives the micro-batch's mean loss.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, batch out of range, an id or code out of range;
+ * nothing is updated then), ONEREC_ERR_INTERNAL (a non-finite loss or gradient: the update is
+ * skipped and the accumulated gradients are dropped). */
+ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *trainer,
+                                             const onerec_user_batch *users,
+                                             const int32_t *codes, float *loss_out);
+
+/* Statistics so far (the fields stats->sz covers). */
+ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *trainer,
+                                              onerec_train_stats *stats);
+
+/* Saves a checkpoint (HDF5, written atomically): weights (MoE routing biases included), AdamW
+ * moments, the update and sample counters and `data_pos` (an opaque position in the caller's
+ * data, e.g. samples consumed; the caller's shuffle seed belongs there too). Saving the model
+ * for serving is onerec_model_save; a checkpoint is for resuming. Take it between updates
+ * (no accumulated micro-batch): training resumed from it continues bit-identically.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, micro-batches pending), ONEREC_ERR_IO. */
+ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *trainer, const char *path,
+                                             uint64_t data_pos);
+
+/* Restores a checkpoint into a trainer whose model has the same configuration: weights,
+ * moments, counters; *data_pos (may be NULL) receives the saved position. Everything is read
+ * and checked before anything is overwritten: on error trainer and model are unchanged.
+ * Errors: ONEREC_ERR_IO, ONEREC_ERR_FORMAT (not a checkpoint, missing dataset), ONEREC_ERR_SHAPE
+ * (another configuration), ONEREC_ERR_INVALID_ARGUMENT. */
+ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *trainer, const char *path,
+                                             uint64_t *data_pos);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,268 @@
+/* The trainer handle: a training session, gradient and backward scratch buffers, and the
+ * micro-batch step (forward, NTP loss, backward; every accum_steps-th call an update through
+ * lib/optimizer.c). */
+#include <math.h>
+#include <string.h>
+
+#include "trainer_impl.h"
+
+typedef struct lay {
+  orx_arena dev, host;
+} lay;
+
+#define DF(n) ((float *)orx_take(&L->dev, (size_t)(n) * sizeof(float)))
+#define HF(n) ((float *)orx_take(&L->host, (size_t)(n) * sizeof(float)))
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* The backward scratch, sized from the session's maxima. */
+static void lay_bwd(const onerec_trainer *t, orx_bwd *b, lay *L) {
+  const onerec_model *m = t->m;
+  const onerec_model_config *c = &m->cfg;
+  const orx_dims *dm = &m->dims;
+  const onerec_session *s = t->s;
+  const int64_t B = s->max_batch, T = dm->enc_len, d = dm->d, R = s->max_targets;
+  const int64_t nT = B * T, nR = R * dm->levels;
+  const int64_t Nq = c->use_lifelong ? c->lifelong_queries : 0, life = c->use_lifelong ? s->life_rows : 0;
+  const int64_t N = max64(max64(nT, nR), B * Nq);
+  b->dxn = DF(N * d);
+  b->dqkv = DF(N * 3 * d);
+  b->dout = DF(N * d);
+  b->dh = DF(N * c->ffn_dim);
+  b->dgate = DF(N * c->ffn_dim);
+  b->dup = DF(N * c->ffn_dim);
+  b->dkv = DF(max64(nT, life) * 2 * d);
+  b->dx_dec = DF(nR * d);
+  b->dx_enc = DF(nT * d);
+  b->dz = DF(nT * d);
+  b->dlogits = DF(nR * dm->codebook);
+  b->dq_life = DF(B * Nq * d);
+  b->dmem = DF(life * d);
+  if (c->moe_encoder || c->moe_decoder) {
+    const int64_t slots = N * c->top_k, h = c->expert_dim, E = c->experts;
+    b->dys = DF(slots * d);
+    b->dye = DF(slots * d);
+    b->dxe = DF(slots * d);
+    b->dgperm = DF(slots);
+    b->dhe = DF(slots * h);
+    b->dge = DF(slots * h);
+    b->due = DF(slots * h);
+    b->dprobs = DF(N * E);
+    b->dlog = DF(N * E);
+    b->h_dgperm = HF(slots);
+    b->h_dprobs = HF(N * E);
+  }
+  int64_t rows = c->use_static ? B : 0, w = 1;
+  if (c->use_short) rows = max64(rows, B * c->short_len);
+  if (c->use_positive) rows = max64(rows, B * c->positive_len);
+  rows = max64(rows, life);
+  if (c->use_static) w = max64(w, c->static_emb_dim);
+  if (c->use_short || c->use_positive || c->use_lifelong) {
+    w = max64(w, dm->item_width);
+    for (int i = 0; i < c->seq_cat_count; i++) w = max64(w, c->seq_cat_dim[i]);
+  }
+  b->dpre = DF(rows * d);
+  b->dph = DF(rows * d);
+  b->dblock = DF(rows * w);
+}
+
+static onerec_status read_opts(const onerec_trainer_opts *in, onerec_trainer_opts *o,
+                               const char *fn) {
+  memset(o, 0, sizeof *o);
+  o->sz = sizeof *o;
+  if (in) {
+    onerec_status s = orx_opts_read(o, sizeof *o, in, fn);
+    if (s) return s;
+  }
+  if (!o->max_batch) o->max_batch = 64;
+  if (!o->accum_steps) o->accum_steps = 1;
+  if (o->lr_dense == 0.0f) o->lr_dense = 1e-3f;
+  if (o->lr_sparse == 0.0f) o->lr_sparse = 1e-2f;
+  if (o->beta1 == 0.0f) o->beta1 = 0.9f;
+  if (o->beta2 == 0.0f) o->beta2 = 0.999f;
+  if (o->adam_eps == 0.0f) o->adam_eps = 1e-8f;
+  if (o->weight_decay == 0.0f) o->weight_decay = 0.01f;
+  if (o->weight_decay < 0.0f) o->weight_decay = 0.0f;
+  if (o->min_lr_ratio == 0.0f) o->min_lr_ratio = 0.1f;
+  if (o->clip_norm == 0.0f) o->clip_norm = 1.0f;
+  if (o->moe_bias_rate == 0.0f) o->moe_bias_rate = 1e-3f;
+  if (o->max_batch < 1 || o->accum_steps < 1 || !(o->lr_dense > 0.0f) ||
+      !(o->lr_sparse > 0.0f) || !(o->beta1 > 0.0f && o->beta1 < 1.0f) ||
+      !(o->beta2 > 0.0f && o->beta2 < 1.0f) || !(o->adam_eps > 0.0f) || o->warmup_steps < 0 ||
+      o->total_steps < 0 || !(o->min_lr_ratio >= 0.0f && o->min_lr_ratio <= 1.0f) ||
+      !isfinite(o->clip_norm) || !isfinite(o->moe_bias_rate) || !isfinite(o->weight_decay))
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: bad options (max_batch %lld >= 1, accum_steps %d >= 1, learning rates "
+                    "%g / %g > 0, betas in (0,1), adam_eps > 0, warmup / total steps >= 0, "
+                    "min_lr_ratio in [0,1])",
+                    fn, (long long)o->max_batch, o->accum_steps, (double)o->lr_dense,
+                    (double)o->lr_sparse);
+  return ONEREC_OK;
+}
+
+ONEREC_API void onerec_trainer_free(onerec_trainer *t) {
+  if (!t) return;
+  orx_backend *be = t->be;
+  if (t->grad) be->ops->free(be, t->grad);
+  if (t->adam_m) be->ops->free(be, t->adam_m);
+  if (t->adam_v) be->ops->free(be, t->adam_v);
+  if (t->scratch) be->ops->free(be, t->scratch);
+  orx_host_free(t->ctx, t->host_scratch);
+  onerec_session_free(t->s);
+  orx_host_free(t->ctx, t);
+}
+
+ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
+                                               const onerec_trainer_opts *opts,
+                                               onerec_trainer **out) {
+  static const char fn[] = "onerec_trainer_create";
+  ORX_CHECK_ARG(out, fn);
+  *out = NULL;
+  ORX_CHECK_ARG(model, fn);
+  onerec_trainer_opts o;
+  onerec_status st = read_opts(opts, &o, fn);
+  if (st) return st;
+  onerec_trainer *t = orx_host_alloc(model->ctx, sizeof *t);
+  if (!t) return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+  memset(t, 0, sizeof *t);
+  t->m = model;
+  t->ctx = model->ctx;
+  t->be = &model->ctx->be;
+  t->o = o;
+  ONEREC_OPTS(onerec_session_opts, so, .max_batch = o.max_batch, .max_targets = o.max_batch,
+              .max_lifelong = o.max_lifelong);
+  if ((st = orx_session_create(model, model->ctx, &so, 1, &t->s))) {
+    orx_host_free(t->ctx, t);
+    return st;
+  }
+  orx_backend *be = t->be;
+  const size_t bytes = model->n_params * sizeof(float);
+  t->grad = be->ops->alloc(be, bytes);
+  t->adam_m = be->ops->alloc(be, bytes);
+  t->adam_v = be->ops->alloc(be, bytes);
+  lay L = {{NULL, 0}, {NULL, 0}};
+  lay_bwd(t, &t->b, &L);
+  size_t db = L.dev.used, hb = L.host.used;
+  t->scratch = be->ops->alloc(be, db ? db : 64);
+  t->host_scratch = orx_host_alloc(t->ctx, hb ? hb : 64);
+  if (!t->grad || !t->adam_m || !t->adam_v || !t->scratch || !t->host_scratch) {
+    onerec_trainer_free(t);
+    return orx_fail(ONEREC_ERR_OUT_OF_MEMORY,
+                    "%s: cannot allocate gradients, optimiser state (3 x %zu bytes) and %zu bytes "
+                    "of backward scratch (lower max_batch)",
+                    fn, bytes, db);
+  }
+  L.dev = (orx_arena){t->scratch, 0};
+  L.host = (orx_arena){t->host_scratch, 0};
+  lay_bwd(t, &t->b, &L);
+  t->b.params = model->params;
+  t->b.g = t->grad;
+  st = ORX_OP(be, memset0, t->grad, bytes);
+  if (!st) st = ORX_OP(be, memset0, t->adam_m, bytes);
+  if (!st) st = ORX_OP(be, memset0, t->adam_v, bytes);
+  if (st) {
+    onerec_trainer_free(t);
+    return st;
+  }
+  *out = t;
+  return ONEREC_OK;
+}
+
+onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_batch *users,
+                                           const int32_t *codes, float grad_scale,
+                                           double *loss) {
+  static const char fn[] = "onerec_trainer_step";
+  onerec_session *s = t->s;
+  const onerec_model *m = t->m;
+  orx_backend *be = t->be;
+  const orx_bwd *b = &t->b;
+  onerec_user_batch u;
+  memset(&u, 0, sizeof u);
+  u.sz = sizeof u;
+  onerec_status st = orx_opts_read(&u, sizeof u, users, fn);
+  if (st) return st;
+  if (u.batch < 1 || u.batch > s->max_batch)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: batch = %lld (1..max_batch = %lld)", fn,
+                    (long long)u.batch, (long long)s->max_batch);
+  const int64_t rows = u.batch, L = m->dims.levels, K = m->dims.codebook, n = rows * L;
+  for (int64_t i = 0; i < n; i++) {
+    if (codes[i] < 0 || codes[i] >= K)
+      return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                      "%s: target %lld: code %d of level %lld outside [0, codebook = %lld)", fn,
+                      (long long)(i / L), codes[i], (long long)(i % L), (long long)K);
+    s->h_targets[i] = codes[i];
+  }
+  if ((st = orx_encoder_forward(s, &u))) return st;
+  for (int64_t r = 0; r <= rows; r++) s->h_groups[r] = r;
+  orx_groups g = {rows, s->h_groups, 1};
+  st = orx_decoder_stage(m, codes, rows, L, s->h_dec_ids);
+  if (!st)
+    st = ORX_OP(be, copy, s->dec_ids, s->h_dec_ids, (size_t)n * sizeof(int32_t), ORX_COPY_H2D);
+  if (!st) st = orx_decoder_forward(s, rows, L, &g, 0);
+  if (!st)
+    st = ORX_OP(be, copy, s->targets, s->h_targets, (size_t)n * sizeof(int32_t), ORX_COPY_H2D);
+  if (!st)
+    st = ORX_OP(be, cross_entropy, s->loss, b->dlogits, s->logits, s->targets, n, K, -1,
+                grad_scale / (float)n);
+  if (!st) st = ORX_OP(be, copy, s->h_loss, s->loss, (size_t)n * sizeof(float), ORX_COPY_D2H);
+  if (st) return st;
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; i++) acc += s->h_loss[i];
+  *loss = acc / (double)n;
+  st = ORX_OP(be, memset0, b->dz, (size_t)(rows * m->dims.enc_len * m->dims.d) * sizeof(float));
+  if (!st) st = orx_decoder_backward(s, b, rows, L, &g);
+  if (!st) st = orx_encoder_backward(s, b, &u);
+  return st;
+}
+
+ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *t, const onerec_user_batch *users,
+                                             const int32_t *codes, float *loss_out) {
+  static const char fn[] = "onerec_trainer_step";
+  ORX_CHECK_ARG(t, fn);
+  ORX_CHECK_ARG(users, fn);
+  ORX_CHECK_ARG(codes, fn);
+  onerec_status st = ONEREC_OK;
+  if (t->micro == 0 &&
+      (st = ORX_OP(t->be, memset0, t->grad, t->m->n_params * sizeof(float))))
+    return st;
+  double loss = 0.0;
+  st = orx_trainer_forward_backward(t, users, codes, 1.0f / (float)t->o.accum_steps, &loss);
+  if (!st && !isfinite(loss))
+    st = orx_fail(ONEREC_ERR_INTERNAL, "%s: non-finite loss at step %lld", fn,
+                  (long long)t->step + 1);
+  if (st) {
+    t->micro = 0; /* drop what was accumulated: the next call starts afresh */
+    return st;
+  }
+  t->loss = (float)loss;
+  t->micro++;
+  t->samples += users->batch;
+  if (loss_out) *loss_out = (float)loss;
+  if (t->micro >= t->o.accum_steps) {
+    t->micro = 0;
+    st = orx_optimizer_update(t, 1.0f);
+  }
+  return st;
+}
+
+ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *t, onerec_train_stats *out) {
+  static const char fn[] = "onerec_trainer_stats";
+  ORX_CHECK_ARG(t, fn);
+  ORX_CHECK_ARG(out, fn);
+  if (out->sz < sizeof(size_t))
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: stats->sz = %zu (set it with ONEREC_OPTS)",
+                    fn, out->sz);
+  onerec_train_stats s;
+  memset(&s, 0, sizeof s);
+  s.sz = sizeof s;
+  s.step = t->step;
+  s.micro = t->micro;
+  s.samples = t->samples;
+  s.loss = t->loss;
+  s.lr_dense = t->lr_dense;
+  s.lr_sparse = t->lr_sparse;
+  s.grad_norm = t->grad_norm;
+  size_t n = out->sz < sizeof s ? out->sz : sizeof s;
+  memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t), n - sizeof(size_t));
+  return ONEREC_OK;
+}
