@@ -43,6 +43,13 @@ static void test_bad_usage(void **state) {
   assert_int_equal(run_cli("info --bogus", out, sizeof out), 2);
   assert_string_equal(out, "");
   assert_int_equal(run_cli("", out, sizeof out), 2);
+  assert_int_equal(run_cli("recommend", out, sizeof out), 2);
+  assert_string_equal(out, "");
+  /* a model file that does not exist: a failure with a message, not a crash */
+  int rc = run_cli("recommend --model /nonexistent.h5 --catalog /nonexistent-c.h5 --history 1",
+                   out, sizeof out);
+  assert_true(rc == 1 || rc == 2);
+  assert_string_equal(out, "");
   assert_int_equal(run_cli("version", out, sizeof out), 0);
   assert_non_null(strstr(out, onerec_version()));
 }

@@ -4,7 +4,8 @@
  * top k must be the exact top k; with narrower beams every result must be a real, distinct,
  * committed item, best first, whose log-probability is its exact score. Also: retired items are
  * never generated, batching and chunking do not change results, sampling is deterministic for a
- * seed, 8 threads sharing one model agree with one thread, and bad arguments fail cleanly. */
+ * seed and draws from the constrained distribution, 8 threads sharing one model agree with one
+ * thread, and bad arguments fail cleanly. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -408,6 +409,63 @@ static void test_sampling(void **state) {
   onerec_catalog_free(cat);
 }
 
+/* The draws follow the constrained distribution: p(item) = prod_j softmax over the legal codes
+ * of its prefix (teacher-forced logits from onerec_session_decode, renormalised here by hand),
+ * within 5 standard errors over 4096 draws. */
+static void test_sampling_distribution(void **state) {
+  fixture *f = *state;
+  const int64_t N = 6, D = 4096;
+  int64_t *ids;
+  int32_t *codes;
+  onerec_catalog *cat = catalog_make(f->ctx, N, 12, &ids, &codes);
+  users u;
+  users_make(&u, 1, 31);
+  ONEREC_OPTS(onerec_session_opts, so, .max_batch = 1, .max_targets = D);
+  onerec_session *s = NULL;
+  assert_ok(onerec_session_create(f->m, NULL, &so, &s));
+  int64_t tmp[3 * 2], toff[2] = {0, N};
+  onerec_user_batch v = view(&u, 0, 1, tmp);
+  assert_ok(onerec_session_encode(s, &v, NULL, 0, NULL));
+  float *logits = malloc((size_t)(N * LEVELS * CODES) * sizeof *logits);
+  assert_ok(onerec_session_decode(s, toff, codes, logits, (size_t)(N * LEVELS * CODES)));
+  double want[6];
+  for (int64_t i = 0; i < N; i++) {
+    want[i] = 1.0;
+    for (int j = 0; j < LEVELS; j++) {
+      const float *lg = logits + (i * LEVELS + j) * CODES;
+      double z = 0.0;
+      for (int c = 0; c < CODES; c++) { /* legal: some item shares the prefix and has code c */
+        int legal = 0;
+        for (int64_t q = 0; q < N && !legal; q++)
+          legal = !memcmp(codes + q * LEVELS, codes + i * LEVELS, (size_t)j * sizeof(int32_t)) &&
+                  codes[q * LEVELS + j] == c;
+        if (legal) z += exp((double)lg[c]);
+      }
+      want[i] *= exp((double)lg[codes[i * LEVELS + j]]) / z;
+    }
+  }
+  ONEREC_OPTS(onerec_recommend_opts, o, .mode = ONEREC_GEN_SAMPLE, .k = (int32_t)D, .seed = 77);
+  int64_t *items = malloc((size_t)D * sizeof *items);
+  assert_ok(onerec_session_recommend(s, cat, &v, &o, items, NULL, (size_t)D));
+  double total = 0.0;
+  for (int64_t i = 0; i < N; i++) {
+    int64_t n = 0;
+    for (int64_t r = 0; r < D; r++) n += items[r] == ids[i];
+    double f_ = (double)n / (double)D, se = sqrt(want[i] * (1 - want[i]) / (double)D);
+    if (fabs(f_ - want[i]) > 5 * se + 1e-3)
+      fail_msg("item %lld: drawn %.4f, expected %.4f (se %.4f)", (long long)i, f_, want[i], se);
+    total += want[i];
+  }
+  assert_true(fabs(total - 1.0) < 1e-6);
+  free(items);
+  free(logits);
+  onerec_session_free(s);
+  users_free(&u);
+  free(ids);
+  free(codes);
+  onerec_catalog_free(cat);
+}
+
 typedef struct thread_arg {
   const onerec_model *m;
   onerec_catalog *cat;
@@ -553,7 +611,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_beam_vs_brute_force), cmocka_unit_test(test_legality_retired),
       cmocka_unit_test(test_batching),            cmocka_unit_test(test_sampling),
-      cmocka_unit_test(test_threads),             cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_sampling_distribution), cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_bad_args),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

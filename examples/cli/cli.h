@@ -13,12 +13,44 @@ int cmd_features(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);
 
 /* Prints "onerec: <what>: <status name>: <last error>" to stderr; returns exit status 1. */
 int cli_fail(const char *what, onerec_status s);
+
+/* ---- shared by eval and train (cmd_eval.c) ---- */
+
+/* The folder or file onerec_dataset_load reads for --data DIR --dataset NAME (DIR itself, or
+ * its amazon/ or ml-100k/ subfolder). */
+const char *cli_data_path(const char *dir, const char *dataset, char *buf, size_t len);
+
+/* Semantic IDs by dense item index [items, levels] from the catalogue (items map by their
+ * data set id); malloc'ed into *out. Prints the error and returns 1 if an item is missing. */
+int cli_catalog_codes(const onerec_dataset *ds, const onerec_catalog *cat, int32_t **out);
+
+/* 0 when a model configuration can be trained and evaluated with the catalogue (same levels
+ * and codebook, items by SID); otherwise prints why (naming `what`) and returns 1. */
+int cli_model_fits_catalog(const onerec_model_config *c, const onerec_catalog *cat,
+                           const char *what);
+
+typedef struct cli_eval_result {
+  double recall5, ndcg5, recall10, ndcg10, seconds;
+  int64_t users, total; /* users evaluated, users of the split */
+} cli_eval_result;
+
+/* Full-ranking metrics of constrained beam search on split (onerec_split) for the first
+ * max_users users (0 = all), in batches; progress on stderr when `progress`. codes are
+ * cli_catalog_codes'. Returns 0, or prints the error and returns 1. */
+int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalog *cat,
+                 const onerec_dataset *ds, const int32_t *codes, int split, int64_t max_users,
+                 int beam, int progress, cli_eval_result *r);
+
+/* Writes the metrics as the start of a JSON object (no closing brace). */
+void cli_eval_print(FILE *f, const cli_eval_result *r, const char *split);
 
 #endif

@@ -1,8 +1,11 @@
 /* `onerec train`: NTP pre-training on a data set's leave-one-out training samples, for a time
  * or step budget, with a progress line on stderr; writes the model and a resumable checkpoint.
- * Items enter and are predicted by semantic IDs; until the tokenizer pipeline is wired in here
- * (--codes), an item's IDs are the base-K digits of its dense index (K the smallest codebook
- * with K^levels >= items): unique, but without semantic sharing. */
+ * Items enter and are predicted by semantic IDs: with --catalog the tokenizer's (the catalogue
+ * maps each data set item id to its codes, and sets the model's levels and codebook); without,
+ * an item's IDs are the base-K digits of its dense index (K the smallest codebook with
+ * K^levels >= items): unique, but without semantic sharing, kept for runs without features.
+ * --eval-every evaluates on the validation split (constrained beam search, as `onerec eval`)
+ * and keeps the best model by Recall@10, stopping after --patience evals without a gain. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +20,22 @@ static void train_usage(FILE *f) {
           "                    [--minutes M] [--steps N] [--batch 64] [--lr 1e-3]\n"
           "                    [--lr-sparse 1e-2] [--warmup 100] [--levels 3] [--seed S]\n"
           "                    [--threads T] [--out DIR] [--resume DIR/checkpoint.h5]\n"
-          "                    [--stop-at K]\n"
+          "                    [--stop-at K] [--catalog C.h5] [--model M.h5]\n"
+          "                    [--layers N] [--d-model D] [--heads H] [--ffn F]\n"
+          "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
+          "                    [--beam 20]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
           "  continues a run of the same options exactly where its checkpoint stopped\n"
           "  (--steps counts all updates and sets the cosine schedule's length, --minutes\n"
-          "  only this run's; --stop-at K ends this run after update K, as an interruption)\n");
+          "  only this run's; --stop-at K ends this run after update K, as an interruption)\n"
+          "  --catalog: semantic IDs (inputs and targets) and levels/codebook from the\n"
+          "  tokenizer's catalogue; --model: start from that model file (its levels and\n"
+          "  codebook must be the catalogue's); --layers.. shrink the preset.\n"
+          "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
+          "  on the first --eval-users validation users, one JSON line each on stdout; DIR/\n"
+          "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
 }
 
 static double now_s(void) {
@@ -32,23 +44,13 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static const char *data_path(const char *dir, const char *dataset, char *buf, size_t len) {
-  const char *file = !strcmp(dataset, "beauty") ? "Beauty.txt" : "ml-100k.inter";
-  if (!strcmp(dataset, "h5")) return dir;
-  snprintf(buf, len, "%s/%s", dir, file);
-  FILE *f = fopen(buf, "r");
-  if (f) {
-    fclose(f);
-    return dir;
-  }
-  snprintf(buf, len, "%s/%s", dir, !strcmp(dataset, "beauty") ? "amazon" : "ml-100k");
-  return buf;
-}
-
 int cmd_train(int argc, char **argv) {
   const char *data = NULL, *dataset = NULL, *preset = "0.015B", *out = "run", *resume = NULL;
-  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2;
+  const char *catalog = NULL, *model_in = NULL;
+  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
+  long long layers = 0, d_model = 0, heads = 0, ffn = 0, eval_users = 2000, patience = 3;
+  long long beam = 20;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -75,12 +77,26 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(a, "--levels")) levels = atoll(v);
     else if (!strcmp(a, "--seed")) seed = atoll(v);
     else if (!strcmp(a, "--threads")) threads = atoll(v);
+    else if (!strcmp(a, "--catalog")) catalog = v;
+    else if (!strcmp(a, "--model")) model_in = v;
+    else if (!strcmp(a, "--layers")) layers = atoll(v);
+    else if (!strcmp(a, "--d-model")) d_model = atoll(v);
+    else if (!strcmp(a, "--heads")) heads = atoll(v);
+    else if (!strcmp(a, "--ffn")) ffn = atoll(v);
+    else if (!strcmp(a, "--eval-every")) eval_every = atof(v);
+    else if (!strcmp(a, "--eval-users")) eval_users = atoll(v);
+    else if (!strcmp(a, "--patience")) patience = atoll(v);
+    else if (!strcmp(a, "--beam")) beam = atoll(v);
     else {
+      fprintf(stderr, "onerec train: unknown option '%s'\n", a);
       train_usage(stderr);
       return 2;
     }
   }
-  if (!data || !dataset || batch < 1 || levels < 1 || levels > 8 || (minutes <= 0 && steps <= 0)) {
+  if (!data || !dataset || batch < 1 || levels < 1 || levels > 8 || (minutes <= 0 && steps <= 0) ||
+      eval_every < 0 || (eval_every > 0 && !catalog) || eval_users < 0 || patience < 1 ||
+      beam < 10 || beam > ONEREC_MAX_BEAM || layers < 0 || d_model < 0 || heads < 0 || ffn < 0) {
+    if (eval_every > 0 && !catalog) fprintf(stderr, "onerec train: --eval-every needs --catalog\n");
     train_usage(stderr);
     return 2;
   }
@@ -95,10 +111,11 @@ int cmd_train(int argc, char **argv) {
   onerec_batch *b = NULL;
   onerec_model *m = NULL;
   onerec_trainer *t = NULL;
+  onerec_catalog *cat = NULL;
   int32_t *codes = NULL;
   char buf[4200];
   ONEREC_OPTS(onerec_dataset_opts, dso, .format = dataset);
-  const char *path = data_path(data, dataset, buf, sizeof buf);
+  const char *path = cli_data_path(data, dataset, buf, sizeof buf);
   if ((s = onerec_dataset_load(ctx, path, &dso, &ds))) {
     cli_fail(path, s);
     goto done;
@@ -112,19 +129,31 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "onerec: train: data sets with static user features are not supported yet\n");
     goto done;
   }
-  /* base-K digits of the dense index */
   int64_t K = 2;
-  for (;; K++) {
-    double cap = pow((double)K, (double)levels);
-    if (cap >= (double)info.items) break;
-  }
-  codes = malloc((size_t)(info.items * levels) * sizeof *codes);
-  if (!codes) goto done;
-  for (int64_t i = 0; i < info.items; i++) {
-    int64_t x = i;
-    for (int64_t l = levels - 1; l >= 0; l--) {
-      codes[i * levels + l] = (int32_t)(x % K);
-      x /= K;
+  if (catalog) {
+    int cl = 0, ck = 0;
+    if ((s = onerec_catalog_load(ctx, catalog, &cat)) ||
+        (s = onerec_catalog_info(cat, &cl, &ck, NULL))) {
+      cli_fail(catalog, s);
+      goto done;
+    }
+    levels = cl;
+    K = ck;
+    if (cli_catalog_codes(ds, cat, &codes)) goto done;
+  } else {
+    /* base-K digits of the dense index */
+    for (;; K++) {
+      double cap = pow((double)K, (double)levels);
+      if (cap >= (double)info.items) break;
+    }
+    codes = malloc((size_t)(info.items * levels) * sizeof *codes);
+    if (!codes) goto done;
+    for (int64_t i = 0; i < info.items; i++) {
+      int64_t x = i;
+      for (int64_t l = levels - 1; l >= 0; l--) {
+        codes[i * levels + l] = (int32_t)(x % K);
+        x /= K;
+      }
     }
   }
   ONEREC_OPTS(onerec_model_config, c);
@@ -132,6 +161,10 @@ int cmd_train(int argc, char **argv) {
     cli_fail("preset", s);
     goto done;
   }
+  if (layers > 0) c.enc_layers = c.dec_layers = (int32_t)layers;
+  if (d_model > 0) c.d_model = (int32_t)d_model;
+  if (heads > 0) c.heads = (int32_t)heads;
+  if (ffn > 0) c.ffn_dim = (int32_t)ffn;
   c.levels = (int32_t)levels;
   c.codebook = (int32_t)K;
   c.use_lifelong = 0;
@@ -146,7 +179,30 @@ int cmd_train(int argc, char **argv) {
   c.seq_cat_vocab[ONEREC_DATA_CAT_LABEL] = 16;
   for (int i = 0; i < ONEREC_DATA_CAT_COUNT; i++) c.seq_cat_dim[i] = 16;
   c.seq_num_count = ONEREC_DATA_NUM_COUNT;
-  if ((s = onerec_model_create(ctx, &c, (uint64_t)seed, &m))) {
+  if (model_in) {
+    /* the batch layout below is training's own, so the file must share it, not just the shape */
+    ONEREC_OPTS(onerec_model_config, f);
+    if ((s = onerec_model_load(ctx, model_in, &m))) {
+      cli_fail(model_in, s);
+      goto done;
+    }
+    onerec_model_config_get(m, &f);
+    if (cat && cli_model_fits_catalog(&f, cat, model_in)) goto done;
+    if (f.levels != c.levels || f.codebook != c.codebook || f.item_input != c.item_input ||
+        f.static_cat_count != c.static_cat_count || f.static_num_count != c.static_num_count ||
+        f.seq_cat_count != c.seq_cat_count || f.seq_num_count != c.seq_num_count ||
+        f.use_lifelong != c.use_lifelong || f.static_cat_vocab[0] != c.static_cat_vocab[0] ||
+        f.seq_cat_vocab[ONEREC_DATA_CAT_TAG] != c.seq_cat_vocab[ONEREC_DATA_CAT_TAG]) {
+      fprintf(stderr,
+              "onerec train: %s does not have the training layout (%d x %d codes, items by SID, "
+              "one hashed-uid feature of %lld buckets, %d/%d sequence features, no lifelong "
+              "pathway); train from --preset instead, or from a model `onerec train` wrote\n",
+              model_in, (int)c.levels, (int)c.codebook, (long long)c.static_cat_vocab[0],
+              (int)c.seq_cat_count, (int)c.seq_num_count);
+      goto done;
+    }
+    c = f;
+  } else if ((s = onerec_model_create(ctx, &c, (uint64_t)seed, &m))) {
     cli_fail("model", s);
     goto done;
   }
@@ -186,7 +242,9 @@ int cmd_train(int argc, char **argv) {
           dataset, (long long)n, (long long)per_epoch, (long long)onerec_model_param_count(m),
           (long long)K, levels);
   const double t0 = now_s(), budget = minutes > 0 ? minutes * 60.0 : INFINITY;
-  double last = t0, ema = 0.0;
+  double last = t0, ema = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
+  long long evals_since_best = 0;
+  mkdir(out, 0755);
   const int64_t step0 = step;
   const int64_t end = stop_at > 0 && (steps <= 0 || stop_at < steps) ? stop_at : steps;
   while (end <= 0 || step < end) {
@@ -225,11 +283,33 @@ int cmd_train(int argc, char **argv) {
               left > 0 ? left : 0.0);
       last = tn;
     }
+    if (eval_every > 0 && (finished || tn >= next_eval)) {
+      cli_eval_result r = {0};
+      if (cli_eval_run(ctx, m, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0, &r))
+        goto done;
+      int better = r.recall10 > best;
+      if (better) {
+        best = r.recall10;
+        evals_since_best = 0;
+        snprintf(buf, sizeof buf, "%s/model.h5", out);
+        if ((s = onerec_model_save(m, buf))) {
+          cli_fail(buf, s);
+          goto done;
+        }
+      } else if (++evals_since_best >= patience) {
+        fprintf(stderr, "onerec train: no validation gain in %lld evals, stopping\n", patience);
+        finished = 1;
+      }
+      cli_eval_print(stdout, &r, "valid");
+      printf(",\"step\":%lld,\"minutes\":%.2f,\"loss\":%.5f,\"best\":%s}\n", (long long)step,
+             (now_s() - t0) / 60.0, ema, better ? "true" : "false");
+      fflush(stdout);
+      next_eval = now_s() + eval_every * 60.0;
+    }
     if (finished) break;
   }
-  mkdir(out, 0755);
   snprintf(buf, sizeof buf, "%s/model.h5", out);
-  if ((s = onerec_model_save(m, buf))) {
+  if (eval_every <= 0 && (s = onerec_model_save(m, buf))) {
     cli_fail(buf, s);
     goto done;
   }
@@ -246,6 +326,7 @@ done:
   onerec_batch_free(b);
   onerec_samples_free(smp);
   onerec_model_free(m);
+  onerec_catalog_free(cat);
   onerec_dataset_free(ds);
   onerec_context_free(ctx);
   free(codes);

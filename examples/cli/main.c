@@ -18,6 +18,10 @@ static void usage(FILE *f) {
           "                    RQ-Kmeans semantic IDs: fit, metrics, one-to-one resolution\n"
           "  train --data DIR --dataset beauty|ml-100k|h5 [--preset P] [--minutes M]\n"
           "                    NTP pre-training with progress on stderr; writes model + checkpoint\n"
+          "  eval --model M.h5 --catalog C.h5 --data DIR --dataset D [--split test] [--json]\n"
+          "                    full-ranking Recall/NDCG@5,10 by constrained beam search\n"
+          "  recommend --model M.h5 --catalog C.h5 --history \"12 55 901\" [-k 10] [--beam 64]\n"
+          "                    top items for a user: constrained beam search (or --sample)\n"
           "  version           print the library version\n");
 }
 
@@ -50,7 +54,9 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "model")) return cmd_model(argc - 1, argv + 1);
   if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "recommend")) return cmd_recommend(argc - 1, argv + 1);
   if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(argv[1], "version")) {
     printf("%s\n", onerec_version());
     return 0;

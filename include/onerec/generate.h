@@ -8,7 +8,10 @@
  * score; the mass the model puts on illegal codes is simply lost.
  *
  * The encoder runs once per call for all users; each decoder layer's cross-attention keys and
- * values are computed once per user and read by all of that user's beams (or samples).
+ * values are computed once per user and read by all of that user's beams (or samples). Decoding
+ * is incremental: each level runs the decoder on the newest position only, reusing the cached
+ * self-attention keys and values of the prefix. The session's MoE expert-load counters count
+ * the tokens generation routes too.
  *
  * Thread-safety: a model is immutable and may be shared; a catalogue may be read (and even
  * committed to) by any number of threads; a session is used by one thread at a time. So: share

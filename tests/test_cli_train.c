@@ -1,0 +1,315 @@
+/* `onerec train --catalog` and `onerec eval` end to end on a tiny synthetic Beauty-format data
+ * set (50 users, 40 items) with a catalogue written here: exit codes, the JSON they print, the
+ * metrics against a brute-force reference (every item scored with onerec_session_score and
+ * ranked here), --resume bit-exactness with catalogue codes, and config mismatches. */
+#include <math.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define N_USERS 50
+#define N_ITEMS 40
+#define LEVELS 2
+#define CODES 8
+#define TINY "--layers 1 --d-model 16 --heads 2 --ffn 32 --batch 8 --threads 1 --seed 3"
+
+static char dir[64], cli_path[4096];
+
+static int run_cli(const char *args, char *out, size_t len) {
+  if (!cli_path[0]) fail_msg("ONEREC_CLI not set (run through make test)");
+  char cmd[8192];
+  /* the runs write their files in the test's folder */
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>/dev/null", dir, cli_path, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, len - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* item id i+1 (ids start at 1 as in Beauty.txt) -> codes (i / 8, 3i mod 8): unique */
+static void item_codes(int64_t id, int32_t *c) {
+  int64_t i = id - 1;
+  c[0] = (int32_t)(i / CODES);
+  c[1] = (int32_t)((i * 3) % CODES);
+}
+
+static int setup(void **state) {
+  (void)state;
+  const char *cli = getenv("ONEREC_CLI");
+  if (cli && !realpath(cli, cli_path)) cli_path[0] = '\0';
+  snprintf(dir, sizeof dir, "/tmp/onerec_cli_train_XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  char path[128];
+  snprintf(path, sizeof path, "%s/Beauty.txt", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  uint64_t r = 12345;
+  for (int u = 1; u <= N_USERS; u++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    int n = 4 + (int)((r >> 33) % 6), start = (int)((r >> 40) % N_ITEMS);
+    fprintf(f, "%d", u);
+    /* a walk with stride 2: learnable, so a trained model beats chance */
+    for (int i = 0; i < n; i++) fprintf(f, " %d", (start + 2 * i) % N_ITEMS + 1);
+    fprintf(f, "\n");
+  }
+  fclose(f);
+  onerec_context *ctx = NULL;
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu");
+  ONEREC_OPTS(onerec_catalog_opts, o, .levels = LEVELS, .codes_per_level = CODES);
+  onerec_catalog *cat = NULL;
+  int64_t ids[N_ITEMS];
+  int32_t codes[N_ITEMS * LEVELS];
+  for (int i = 0; i < N_ITEMS; i++) {
+    ids[i] = i + 1;
+    item_codes(ids[i], codes + i * LEVELS);
+  }
+  snprintf(path, sizeof path, "%s/cat.h5", dir);
+  int bad = onerec_context_create(&co, &ctx) || onerec_catalog_create(ctx, &o, &cat) ||
+            onerec_catalog_add(cat, N_ITEMS, ids, codes) || onerec_catalog_commit(cat) ||
+            onerec_catalog_save(cat, path);
+  onerec_catalog_free(cat);
+  onerec_context_free(ctx);
+  return bad ? -1 : 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) ? -1 : 0;
+}
+
+static double json_num(const char *s, const char *key) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":", key);
+  const char *p = strstr(s, k);
+  if (!p) fail_msg("no %s in %s", key, s);
+  return atof(p + strlen(k));
+}
+
+static void test_train_eval(void **state) {
+  (void)state;
+  static char out[8192];
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 40 --lr 3e-3 --eval-every 10 --eval-users 30 --out run",
+                           out, sizeof out),
+                   0);
+  /* one eval line at the end (10 minutes never pass), the best so far */
+  assert_non_null(strstr(out, "\"split\":\"valid\""));
+  assert_non_null(strstr(out, "\"best\":true"));
+  assert_int_equal((int)json_num(out, "users"), 30);
+  assert_int_equal((int)json_num(out, "step"), 40);
+  assert_int_equal(run_cli("eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --json",
+                           out, sizeof out),
+                   0);
+  assert_true(out[0] == '{');
+  assert_non_null(strstr(out, "}\n"));
+  assert_non_null(strstr(out, "\"subset\":false"));
+  assert_int_equal((int)json_num(out, "users"), N_USERS);
+  const char *keys[] = {"recall@5", "ndcg@5", "recall@10", "ndcg@10"};
+  double v[4];
+  for (int i = 0; i < 4; i++) {
+    v[i] = json_num(out, keys[i]);
+    assert_true(v[i] >= 0.0 && v[i] <= 1.0);
+  }
+  assert_true(v[2] >= v[0] && v[1] <= v[0] + 1e-9 && v[3] <= v[2] + 1e-9);
+  assert_true(json_num(out, "seconds") >= 0.0);
+  assert_int_equal(run_cli("eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split valid --users 7 --json",
+                           out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "\"subset\":true"));
+  assert_int_equal((int)json_num(out, "users"), 7);
+}
+
+/* eval with a beam wider than the catalogue is the exact top 10: check it against every item
+ * scored by onerec_session_score and ranked here (ties: lower item id first is not guaranteed
+ * by beam search, so only untied targets are compared). */
+static void test_eval_matches_brute_force(void **state) {
+  (void)state;
+  static char out[8192];
+  assert_int_equal(run_cli("eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --beam 64 --json",
+                           out, sizeof out),
+                   0);
+  double want_r10 = json_num(out, "recall@10"), want_n10 = json_num(out, "ndcg@10");
+  onerec_context *ctx = NULL;
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
+  assert_ok(onerec_context_create(&co, &ctx));
+  char path[128];
+  onerec_model *m = NULL;
+  onerec_dataset *ds = NULL;
+  onerec_samples *smp = NULL;
+  onerec_batch *b = NULL;
+  onerec_session *ses = NULL;
+  snprintf(path, sizeof path, "%s/run/model.h5", dir);
+  assert_ok(onerec_model_load(ctx, path, &m));
+  ONEREC_OPTS(onerec_model_config, c);
+  assert_ok(onerec_model_config_get(m, &c));
+  assert_int_equal(c.levels, LEVELS);
+  assert_int_equal(c.codebook, CODES);
+  ONEREC_OPTS(onerec_dataset_opts, dso, .format = "beauty");
+  assert_ok(onerec_dataset_load(ctx, dir, &dso, &ds));
+  const int64_t *ids = NULL;
+  int64_t n_ids = 0;
+  assert_ok(onerec_dataset_item_ids(ds, &ids, &n_ids));
+  assert_int_equal(n_ids, N_ITEMS);
+  int32_t *codes = malloc(N_ITEMS * LEVELS * sizeof *codes);
+  for (int64_t i = 0; i < n_ids; i++) item_codes(ids[i], codes + i * LEVELS);
+  ONEREC_OPTS(onerec_samples_opts, so, .max_history = 50);
+  assert_ok(onerec_samples_create(ds, ONEREC_SPLIT_TEST, &so, &smp));
+  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = 1, .short_len = c.short_len,
+              .positive_len = c.positive_len, .uid_buckets = (int32_t)c.static_cat_vocab[0],
+              .levels = LEVELS, .item_codes = codes);
+  assert_ok(onerec_batch_create(ds, &bo, &b));
+  ONEREC_OPTS(onerec_session_opts, sso, .max_batch = 1, .max_targets = N_ITEMS);
+  assert_ok(onerec_session_create(m, ctx, &sso, &ses));
+  int64_t n = onerec_samples_count(smp);
+  assert_int_equal(n, N_USERS);
+  double r10 = 0, n10 = 0;
+  int64_t offs[2] = {0, N_ITEMS};
+  for (int64_t u = 0; u < n; u++) {
+    ONEREC_OPTS(onerec_user_batch, ub);
+    int32_t tgt = -1;
+    assert_ok(onerec_batch_fill(b, smp, u, 1, &ub, &tgt, 1, NULL));
+    double lp[N_ITEMS];
+    assert_ok(onerec_session_score(ses, &ub, offs, codes, lp, N_ITEMS));
+    int rank = 0;
+    for (int i = 0; i < N_ITEMS; i++) rank += lp[i] > lp[tgt];
+    if (rank < 10) {
+      r10 += 1.0;
+      n10 += 1.0 / log2(rank + 2.0);
+    }
+  }
+  r10 /= (double)n;
+  n10 /= (double)n;
+  /* the JSON has 6 decimals; a float-order tie could move one user by one rank at most */
+  assert_true(fabs(r10 - want_r10) <= 1.0 / N_USERS + 1e-6);
+  assert_true(fabs(n10 - want_n10) <= 1.0 / N_USERS + 1e-6);
+  fprintf(stderr, "brute force recall@10 %.4f ndcg@10 %.4f, eval %.4f %.4f\n", r10, n10, want_r10,
+          want_n10);
+  onerec_session_free(ses);
+  onerec_batch_free(b);
+  onerec_samples_free(smp);
+  onerec_dataset_free(ds);
+  onerec_model_free(m);
+  onerec_context_free(ctx);
+  free(codes);
+}
+
+/* an interrupted run resumed from its checkpoint ends with the same model as an uninterrupted
+ * one: the same scores for the same users, bit for bit */
+static void test_resume_bit_exact(void **state) {
+  (void)state;
+  static char out[8192];
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 12 --out ra",
+                           out, sizeof out),
+                   0);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 12 --stop-at 5 --out rb",
+                           out, sizeof out),
+                   0);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 12 --resume rb/checkpoint.h5 --out rb",
+                           out, sizeof out),
+                   0);
+  char a[8192], bb[8192];
+  assert_int_equal(run_cli("eval --model ra/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --json",
+                           a, sizeof a),
+                   0);
+  assert_int_equal(run_cli("eval --model rb/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --json",
+                           bb, sizeof bb),
+                   0);
+  /* the metrics match; seconds may not */
+  *strstr(a, "\"seconds\"") = '\0';
+  *strstr(bb, "\"seconds\"") = '\0';
+  assert_string_equal(a, bb);
+  onerec_context *ctx = NULL;
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
+  assert_ok(onerec_context_create(&co, &ctx));
+  onerec_model *m[2] = {NULL, NULL};
+  onerec_session *s[2] = {NULL, NULL};
+  double lp[2][N_ITEMS];
+  int32_t codes[N_ITEMS * LEVELS], items[4] = {1, 2, 3, 0};
+  for (int i = 0; i < N_ITEMS; i++) item_codes(i + 1, codes + i * LEVELS);
+  for (int k = 0; k < 2; k++) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s/model.h5", dir, k ? "rb" : "ra");
+    assert_ok(onerec_model_load(ctx, path, &m[k]));
+    ONEREC_OPTS(onerec_session_opts, sso, .max_batch = 1, .max_targets = N_ITEMS);
+    assert_ok(onerec_session_create(m[k], ctx, &sso, &s[k]));
+    ONEREC_OPTS(onerec_model_config, c);
+    onerec_model_config_get(m[k], &c);
+    int64_t offs[2] = {0, 3}, toffs[2] = {0, N_ITEMS};
+    int32_t sid[3 * LEVELS];
+    for (int i = 0; i < 3; i++) item_codes(items[i], sid + i * LEVELS);
+    ONEREC_OPTS(onerec_user_batch, ub, .batch = 1, .static_cat = items + 3,
+                .short_term = {.offsets = offs, .items = sid},
+                .positive = {.offsets = offs, .items = sid});
+    assert_ok(onerec_session_score(s[k], &ub, toffs, codes, lp[k], N_ITEMS));
+  }
+  assert_memory_equal(lp[0], lp[1], sizeof lp[0]);
+  for (int k = 0; k < 2; k++) {
+    onerec_session_free(s[k]);
+    onerec_model_free(m[k]);
+  }
+  onerec_context_free(ctx);
+}
+
+static void test_bad_flags(void **state) {
+  (void)state;
+  static char out[8192];
+  const char *bad2[] = {
+      "eval --catalog cat.h5 --data . --dataset beauty",
+      "eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty --split train",
+      "eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty --beam 4",
+      "eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty --bogus 1",
+      "eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty --users",
+      "train --data . --dataset beauty --steps 2 --eval-every 1",
+      "train --data . --dataset beauty --catalog cat.h5 --steps 2 --bogus 1",
+      "train --data . --dataset beauty --catalog cat.h5 --steps 2 --eval-every 1 --patience 0",
+  };
+  for (size_t i = 0; i < sizeof bad2 / sizeof *bad2; i++) {
+    assert_int_equal(run_cli(bad2[i], out, sizeof out), 2);
+    assert_string_equal(out, "");
+  }
+  /* a model of another shape: a clear failure, not a crash */
+  assert_int_equal(run_cli("model create --preset 0.015B --levels 3 --codes 8 --layers 1 "
+                           "--d-model 16 --heads 2 --ffn 32 --out m3.h5",
+                           out, sizeof out),
+                   0);
+  assert_int_equal(run_cli("eval --model m3.h5 --catalog cat.h5 --data . --dataset beauty", out,
+                           sizeof out),
+                   1);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 --model m3.h5 "
+                           "--steps 2 --out rm",
+                           out, sizeof out),
+                   1);
+  /* a model `onerec train` wrote continues */
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 --model "
+                           "run/model.h5 --steps 2 --batch 8 --threads 1 --out rm",
+                           out, sizeof out),
+                   0);
+  assert_int_equal(run_cli("eval --model rm/model.h5 --catalog nothing.h5 --data . --dataset "
+                           "beauty",
+                           out, sizeof out),
+                   1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_train_eval),
+      cmocka_unit_test(test_eval_matches_brute_force),
+      cmocka_unit_test(test_resume_bit_exact),
+      cmocka_unit_test(test_bad_flags),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
