@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job (`make demo`): runs the pipeline end to end on the built-in default, the Amazon
-# Beauty data in ../shared/data when present. Steps that later issues add (training) are run
-# when the CLI has them. Usage: demo.sh BUILD_DIR [DATA_DIR]
+# Beauty data in ../shared/data: data, popularity baseline, features, tokenizer + catalogue,
+# training, evaluation, recommendation. Usage: demo.sh BUILD_DIR [DATA_DIR]
 set -eu
 build=$1
 data=${2:-${ONEREC_DATA_DIR:-../shared/data}}
@@ -9,7 +9,6 @@ cli="$build/bin/onerec"
 work="$build/demo"
 mkdir -p "$work"
 step() { printf '\n== %s\n' "$*" >&2; }
-has() { "$cli" "$1" --help >/dev/null 2>&1; }
 
 step "library and backends"
 "$cli" info --json
@@ -31,30 +30,17 @@ step "item features: title TF-IDF + Swing over the training part"
 step "tokenizer: RQ-Kmeans 3 x 256, one-to-one catalogue"
 "$cli" tokenizer fit --features "$work/features.h5" --levels 3 --codes 256 --seed 1 \
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json
-step "model: 0.015B preset with the tokenizer's 3 x 256 codes"
-"$cli" model create --preset 0.015B --codes 256 --seed 1 --out "$work/model.h5" --json
 
-if has train; then
-  # train builds its own 0.015B model in the training layout (hashed uid, items by SID) with
-  # the catalogue's levels and codebook; the catalogue's codes are the inputs and targets
-  step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
-  "$cli" train --data "$beauty" --dataset beauty --preset 0.015B --catalog "$work/catalog.h5" \
-    --minutes "${DEMO_MINUTES:-2}" --seed 1 --out "$work/run"
-  model="$work/run/model.h5"
-  if has eval; then
-    step "evaluation: constrained beam search (beam 20), full ranking, test split, first 2000 users"
-    "$cli" eval --model "$model" --catalog "$work/catalog.h5" --data "$beauty" --dataset beauty \
-      --split test --beam 20 --users "${DEMO_EVAL_USERS:-2000}" --json ||
-      echo "demo: evaluation failed (see above)" >&2
-  fi
-else
-  echo "demo: training is not in this build yet (issue 5); recommending from the untrained model" >&2
-  model="$work/model.h5"
-fi
+step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
+"$cli" train --data "$beauty" --dataset beauty --preset 0.015B --catalog "$work/catalog.h5" \
+  --minutes "${DEMO_MINUTES:-2}" --seed 1 --out "$work/run"
+model="$work/run/model.h5"
 
-if has recommend; then
-  history=$(awk 'NR == 1 { for (i = 2; i < NF - 1; i++) printf "%s%s", (i > 2 ? " " : ""), $i }' "$beauty/Beauty.txt")
-  step "recommend for user 1 (history: $history)"
-  "$cli" recommend --model "$model" --catalog "$work/catalog.h5" --history "$history" \
-    -k 10 --beam 32 --json
-fi
+step "evaluation: constrained beam search (beam 20), full ranking, test split, first ${DEMO_EVAL_USERS:-2000} users"
+"$cli" eval --model "$model" --catalog "$work/catalog.h5" --data "$beauty" --dataset beauty \
+  --split test --beam 20 --users "${DEMO_EVAL_USERS:-2000}" --json
+
+history=$(awk 'NR == 1 { for (i = 2; i < NF - 1; i++) printf "%s%s", (i > 2 ? " " : ""), $i }' "$beauty/Beauty.txt")
+step "recommend for user 1 (history: $history)"
+"$cli" recommend --model "$model" --catalog "$work/catalog.h5" --history "$history" \
+  -k 10 --beam 32 --json
