@@ -9,26 +9,6 @@
 
 #include "model_impl.h"
 
-static onerec_status mm(orx_backend *be, int64_t m, int64_t n, int64_t k, const float *a,
-                        int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
-                        float beta) {
-  orx_matmul_args g = {0};
-  g.batch = 1;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a;
-  g.lda = lda;
-  g.b = b;
-  g.ldb = ldb;
-  g.c = c;
-  g.ldc = ldc;
-  g.alpha = 1.0f;
-  g.beta = beta;
-  g.dtype = ONEREC_F32;
-  return ORX_OP(be, matmul, &g);
-}
-
 /* x_out = x_in, unless they are the same buffer (inference sessions alias them). */
 static onerec_status residual_copy(orx_backend *be, float *x_out, const float *x_in, int64_t n) {
   if (x_out == x_in) return ONEREC_OK;
@@ -41,7 +21,7 @@ onerec_status orx_self_attn_forward(orx_backend *be, const orx_attn_w *w, const 
                                     int causal, float eps) {
   const int64_t n = B * T, hd = d / heads;
   onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
-  if (!s) s = mm(be, n, 3 * d, d, a->xn, d, w->wqkv, 3 * d, a->qkv, 3 * d, 0.0f);
+  if (!s) s = orx_mm(be, 0, 0, n, 3 * d, d, a->xn, d, w->wqkv, 3 * d, a->qkv, 3 * d, 0.0f);
   if (s) return s;
   orx_attn_args at = {0};
   at.batch = B;
@@ -64,13 +44,13 @@ onerec_status orx_self_attn_forward(orx_backend *be, const orx_attn_w *w, const 
   at.scale = 1.0f / sqrtf((float)hd);
   if ((s = ORX_OP(be, attention_fwd, &at))) return s;
   if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
-  return mm(be, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+  return orx_mm(be, 0, 0, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
 }
 
 onerec_status orx_cross_kv_forward(orx_backend *be, const orx_xattn_w *w, float *kv,
                                    const float *mem, int64_t rows, int64_t d) {
   if (rows == 0) return ONEREC_OK;
-  return mm(be, rows, 2 * d, d, mem, d, w->wkv, 2 * d, kv, 2 * d, 0.0f);
+  return orx_mm(be, 0, 0, rows, 2 * d, d, mem, d, w->wkv, 2 * d, kv, 2 * d, 0.0f);
 }
 
 onerec_status orx_cross_attn_forward(orx_backend *be, const orx_xattn_w *w,
@@ -80,7 +60,7 @@ onerec_status orx_cross_attn_forward(orx_backend *be, const orx_xattn_w *w,
                                      const orx_groups *g, float eps) {
   const int64_t n = rows * tq, hd = d / heads;
   onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
-  if (!s) s = mm(be, n, d, d, a->xn, d, w->wq, d, a->q, d, 0.0f);
+  if (!s) s = orx_mm(be, 0, 0, n, d, d, a->xn, d, w->wq, d, a->q, d, 0.0f);
   if (s) return s;
   orx_attn_args at = {0};
   at.heads = heads;
@@ -124,7 +104,7 @@ onerec_status orx_cross_attn_forward(orx_backend *be, const orx_xattn_w *w,
     }
   }
   if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
-  return mm(be, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+  return orx_mm(be, 0, 0, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
 }
 
 /* ---- backward ---- */

@@ -11,26 +11,6 @@
 
 #include "generate_impl.h"
 
-static onerec_status mm(orx_backend *be, int64_t m, int64_t n, int64_t k, const float *a,
-                        int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
-                        float beta) {
-  orx_matmul_args g = {0};
-  g.batch = 1;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a;
-  g.lda = lda;
-  g.b = b;
-  g.ldb = ldb;
-  g.c = c;
-  g.ldc = ldc;
-  g.alpha = 1.0f;
-  g.beta = beta;
-  g.dtype = ONEREC_F32;
-  return ORX_OP(be, matmul, &g);
-}
-
 onerec_status orx_gen_cache_alloc(orx_gen *g) {
   onerec_session *s = g->s;
   const int64_t layers = s->m->cfg.dec_layers, d = s->m->dims.d;
@@ -58,8 +38,8 @@ static onerec_status self_step(orx_gen *g, const orx_attn_w *w, float *x, float 
   onerec_status st = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x, w->norm, rows, d,
                             s->m->cfg.norm_eps);
   /* q into qkv, k|v straight into the cache slot of position p */
-  if (!st) st = mm(be, rows, d, d, a->xn, d, w->wqkv, 3 * d, a->qkv, d, 0.0f);
-  if (!st) st = mm(be, rows, 2 * d, d, a->xn, d, w->wqkv + d, 3 * d, cache + p * 2 * d, cr, 0.0f);
+  if (!st) st = orx_mm(be, 0, 0, rows, d, d, a->xn, d, w->wqkv, 3 * d, a->qkv, d, 0.0f);
+  if (!st) st = orx_mm(be, 0, 0, rows, 2 * d, d, a->xn, d, w->wqkv + d, 3 * d, cache + p * 2 * d, cr, 0.0f);
   if (st) return st;
   orx_attn_args at = {0};
   at.batch = rows;
@@ -82,7 +62,7 @@ static onerec_status self_step(orx_gen *g, const orx_attn_w *w, float *x, float 
   at.o_st = d;
   at.scale = 1.0f / sqrtf((float)hd);
   if ((st = ORX_OP(be, attention_fwd, &at))) return st;
-  return mm(be, rows, d, d, a->o, d, w->wo, d, x, d, 1.0f);
+  return orx_mm(be, 0, 0, rows, d, d, a->o, d, w->wo, d, x, d, 1.0f);
 }
 
 /* Cross-attention of each row's new position to its user's encoder output. */
@@ -94,7 +74,7 @@ static onerec_status cross_step(orx_gen *g, const orx_xattn_w *w, float *x, cons
   const int64_t d = s->m->dims.d, H = s->m->dims.heads, hd = d / H, T = s->m->dims.enc_len;
   onerec_status st = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x, w->norm, rows, d,
                             s->m->cfg.norm_eps);
-  if (!st) st = mm(be, rows, d, d, a->xn, d, w->wq, d, a->q, d, 0.0f);
+  if (!st) st = orx_mm(be, 0, 0, rows, d, d, a->xn, d, w->wq, d, a->q, d, 0.0f);
   if (st) return st;
   orx_attn_args at = {0};
   at.heads = H;
@@ -131,7 +111,7 @@ static onerec_status cross_step(orx_gen *g, const orx_xattn_w *w, float *x, cons
       if ((st = ORX_OP(be, attention_fwd, &at))) return st;
     }
   }
-  return mm(be, rows, d, d, a->o, d, w->wo, d, x, d, 1.0f);
+  return orx_mm(be, 0, 0, rows, d, d, a->o, d, w->wo, d, x, d, 1.0f);
 }
 
 onerec_status orx_gen_forward_cached(orx_gen *g, int64_t rows, int64_t p, int reorder,
@@ -175,5 +155,5 @@ onerec_status orx_gen_forward_cached(orx_gen *g, int64_t rows, int64_t p, int re
   }
   st = ORX_OP(be, rmsnorm_fwd, s->dec_xn, s->dec_rstd, x, m->dec_norm, rows, d, m->cfg.norm_eps);
   if (st) return st;
-  return mm(be, rows, K, d, s->dec_xn, d, m->heads + p * d * K, K, s->logits, K, 0.0f);
+  return orx_mm(be, 0, 0, rows, K, d, s->dec_xn, d, m->heads + p * d * K, K, s->logits, K, 0.0f);
 }

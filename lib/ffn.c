@@ -3,36 +3,17 @@
  * Saved for the backward pass: xn, rstd, both projections and their product h. */
 #include "model_impl.h"
 
-static onerec_status mm(orx_backend *be, int64_t m, int64_t n, int64_t k, const float *a,
-                        const float *b, float *c, float beta) {
-  orx_matmul_args g = {0};
-  g.batch = 1;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a;
-  g.lda = k;
-  g.b = b;
-  g.ldb = n;
-  g.c = c;
-  g.ldc = n;
-  g.alpha = 1.0f;
-  g.beta = beta;
-  g.dtype = ONEREC_F32;
-  return ORX_OP(be, matmul, &g);
-}
-
 onerec_status orx_ffn_forward(orx_backend *be, const orx_ffn_w *w, const orx_ffn_act *a,
                               const float *x_in, float *x_out, int64_t n, int64_t d, float eps) {
   const int64_t h = w->hidden;
   if (n == 0) return ONEREC_OK;
   onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
-  if (!s) s = mm(be, n, h, d, a->xn, w->w_gate, a->gate, 0.0f);
-  if (!s) s = mm(be, n, h, d, a->xn, w->w_up, a->up, 0.0f);
+  if (!s) s = orx_mm(be, 0, 0, n, h, d, a->xn, d, w->w_gate, h, a->gate, h, 0.0f);
+  if (!s) s = orx_mm(be, 0, 0, n, h, d, a->xn, d, w->w_up, h, a->up, h, 0.0f);
   if (!s) s = ORX_OP(be, swiglu_fwd, a->h, h, a->gate, h, a->up, h, n, h);
   if (!s && x_out != x_in)
     s = ORX_OP(be, copy, x_out, x_in, (size_t)(n * d) * sizeof(float), ORX_COPY_D2D);
-  if (!s) s = mm(be, n, d, h, a->h, w->w_down, x_out, 1.0f);
+  if (!s) s = orx_mm(be, 0, 0, n, d, h, a->h, h, w->w_down, d, x_out, d, 1.0f);
   return s;
 }
 

@@ -12,32 +12,13 @@
 
 #include "model_impl.h"
 
-static onerec_status mm(orx_backend *be, int64_t m, int64_t n, int64_t k, const float *a,
-                        const float *b, float *c) {
-  orx_matmul_args g = {0};
-  g.batch = 1;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a;
-  g.lda = k;
-  g.b = b;
-  g.ldb = n;
-  g.c = c;
-  g.ldc = n;
-  g.alpha = 1.0f;
-  g.beta = 0.0f;
-  g.dtype = ONEREC_F32;
-  return ORX_OP(be, matmul, &g);
-}
-
 onerec_status orx_moe_forward(orx_backend *be, const orx_moe_w *w, const orx_moe_act *a,
                               const float *x_in, float *x_out, int64_t n, int64_t d, float eps,
                               int64_t *load) {
   const int64_t E = w->experts, k = w->top_k, h = w->hidden, slots = n * k;
   if (n == 0) return ONEREC_OK;
   onerec_status s = ORX_OP(be, rmsnorm_fwd, a->xn, a->rstd, x_in, w->norm, n, d, eps);
-  if (!s) s = mm(be, n, E, d, a->xn, w->router, a->probs);
+  if (!s) s = orx_mm(be, 0, 0, n, E, d, a->xn, d, w->router, E, a->probs, E, 0.0f);
   if (!s) s = ORX_OP(be, softmax_fwd, a->probs, a->probs, n, E);
   if (!s) s = ORX_OP(be, moe_topk, a->idx, a->gates, a->probs, w->bias, n, E, k);
   if (!s) s = ORX_OP(be, copy, a->h_idx, a->idx, (size_t)slots * sizeof(int32_t), ORX_COPY_D2H);
@@ -69,14 +50,14 @@ onerec_status orx_moe_forward(orx_backend *be, const orx_moe_w *w, const orx_moe
   for (int64_t e = 0; !s && e < E; e++) {
     int64_t r0 = off[e], c = off[e + 1] - r0;
     if (c == 0) continue;
-    s = mm(be, c, h, d, a->xe + r0 * d, w->w_gate + e * d * h, a->ge + r0 * h);
-    if (!s) s = mm(be, c, h, d, a->xe + r0 * d, w->w_up + e * d * h, a->ue + r0 * h);
+    s = orx_mm(be, 0, 0, c, h, d, a->xe + r0 * d, d, w->w_gate + e * d * h, h, a->ge + r0 * h, h, 0.0f);
+    if (!s) s = orx_mm(be, 0, 0, c, h, d, a->xe + r0 * d, d, w->w_up + e * d * h, h, a->ue + r0 * h, h, 0.0f);
   }
   if (!s) s = ORX_OP(be, swiglu_fwd, a->he, h, a->ge, h, a->ue, h, slots, h);
   for (int64_t e = 0; !s && e < E; e++) {
     int64_t r0 = off[e], c = off[e + 1] - r0;
     if (c == 0) continue;
-    s = mm(be, c, d, h, a->he + r0 * h, w->w_down + e * h * d, a->ye + r0 * d);
+    s = orx_mm(be, 0, 0, c, d, h, a->he + r0 * h, h, w->w_down + e * h * d, d, a->ye + r0 * d, d, 0.0f);
   }
   if (!s) s = ORX_OP(be, scale_rows, a->ys, a->ye, a->gperm, slots, d);
   if (!s && x_out != x_in)
