@@ -13,12 +13,15 @@
  * Loss, for both: sum of squared final residuals / sum of squared inputs, over all vectors.
  * onerec_seconds is onerec_tokenizer_fit (training and the per-level assignment of the
  * training points, which here are all points); faiss_seconds is its train + search per level.
- * Both see the data in memory; reading and writing files is not timed. --faiss-first runs
+ * Both see the data in memory; reading and writing files is not timed. *_cpu_seconds are the
+ * CPU seconds (user + system, all threads) of the same spans; faiss's include starting Python
+ * and reading the file. --faiss-first runs
  * faiss before libonerec (on a shared machine, to see whether the order favours either). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +38,15 @@ static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU seconds (user + system) of this process, or of its waited-for children: on a shared
+ * machine a steadier measure of the work done than wall time. */
+static double cpu_s(int who) {
+  struct rusage u;
+  getrusage(who, &u);
+  return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec +
+         (double)u.ru_stime.tv_sec + 1e-6 * (double)u.ru_stime.tv_usec;
 }
 
 static double load_avg(void) {
@@ -108,7 +120,7 @@ static float *mixture(int64_t n, int64_t d, int comps, uint64_t seed) {
 
 /* Runs faiss on the same data (written raw to a temporary file); its JSON line into out. */
 static int run_faiss(const bench_cfg *cfg, const float *x, int64_t n, int64_t d, int levels,
-                     int k, double *seconds, double *loss) {
+                     int k, double *seconds, double *loss, double *cpu) {
   char path[128], cmd[1024], line[4096];
   snprintf(path, sizeof path, "%s/x.f32", cfg->tmpdir);
   FILE *f = fopen(path, "wb");
@@ -123,6 +135,7 @@ static int run_faiss(const bench_cfg *cfg, const float *x, int64_t n, int64_t d,
            "--k %d --iterations %d --seed 1 --threads %d",
            path, (long long)n, (long long)d, levels, k, cfg->iterations, cfg->threads);
   fprintf(stderr, "  faiss: %s\n", cmd);
+  double c0 = cpu_s(RUSAGE_CHILDREN);
   FILE *p = popen(cmd, "r");
   int ok = -1;
   if (p) {
@@ -133,6 +146,7 @@ static int run_faiss(const bench_cfg *cfg, const float *x, int64_t n, int64_t d,
     }
     if (pclose(p) != 0) ok = -1;
   }
+  *cpu = cpu_s(RUSAGE_CHILDREN) - c0; /* includes reading the file and starting python */
   remove(path);
   if (ok) fprintf(stderr, "tokenizer bench: the faiss run failed (see above); faiss_* = null\n");
   return ok;
@@ -152,15 +166,16 @@ static int run_case(const bench_cfg *cfg, onerec_context *ctx, const char *name,
           name, (long long)n, (long long)d, levels, k, cfg->iterations,
           cfg->init == ONEREC_KMEANS_RANDOM ? "random" : "k-means++", cfg->threads, load_avg());
   double load0 = load_avg();
-  double fs = NAN, fl = NAN;
-  if (!cfg->no_faiss && cfg->faiss_first && run_faiss(cfg, x, n, d, levels, k, &fs, &fl) == 0)
+  double fs = NAN, fl = NAN, fc = NAN;
+  if (!cfg->no_faiss && cfg->faiss_first &&
+      run_faiss(cfg, x, n, d, levels, k, &fs, &fl, &fc) == 0)
     fprintf(stderr, "  faiss: %.2f s, loss %.6f\n", fs, fl);
   ONEREC_OPTS(onerec_tokenizer_opts, o, .levels = levels, .codes_per_level = k,
               .iterations = cfg->iterations, .seed = 1, .init = cfg->init);
   onerec_tokenizer *tok = NULL;
-  double t0 = now_s();
+  double t0 = now_s(), c0 = cpu_s(RUSAGE_SELF);
   onerec_status s = onerec_tokenizer_fit(ctx, x, n, d, &o, &tok);
-  double fit_s = now_s() - t0;
+  double fit_s = now_s() - t0, fit_cpu = cpu_s(RUSAGE_SELF) - c0;
   if (s) {
     fprintf(stderr, "tokenizer bench: fit: %s: %s\n", onerec_status_str(s), onerec_last_error());
     return 1;
@@ -182,7 +197,8 @@ static int run_case(const bench_cfg *cfg, onerec_context *ctx, const char *name,
   }
   fprintf(stderr, "  onerec: fit %.2f s, loss %.6f (encode %.2f s)\n", fit_s,
           m.reconstruction_loss, enc_s);
-  if (!cfg->no_faiss && !cfg->faiss_first && run_faiss(cfg, x, n, d, levels, k, &fs, &fl) == 0)
+  if (!cfg->no_faiss && !cfg->faiss_first &&
+      run_faiss(cfg, x, n, d, levels, k, &fs, &fl, &fc) == 0)
     fprintf(stderr, "  faiss: %.2f s, loss %.6f\n", fs, fl);
   double load1 = load_avg();
   if (cfg->json) {
@@ -198,6 +214,10 @@ static int run_case(const bench_cfg *cfg, onerec_context *ctx, const char *name,
     json_num(m.reconstruction_loss);
     printf(",\"faiss_loss\":");
     json_num(fl);
+    printf(",\"onerec_cpu_seconds\":");
+    json_num(fit_cpu);
+    printf(",\"faiss_cpu_seconds\":");
+    json_num(fc);
     printf(",\"onerec_encode_seconds\":");
     json_num(enc_s);
     printf(",\"onerec_utilization\":[");
