@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "model_impl.h"
+#include "util.h"
 
 int64_t orx_fifth_root(int64_t n) {
   int64_t k = (int64_t)floor(pow((double)n, 0.2));
@@ -81,11 +82,6 @@ static onerec_status kmeans(orx_backend *be, const int64_t *order, int64_t len, 
       return st;
   }
   return ONEREC_OK;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
 }
 
 onerec_status orx_lifelong_compress(orx_backend *be, const float *vec, int64_t n, int64_t dim,
@@ -160,13 +156,13 @@ onerec_status orx_lifelong_compress(orx_backend *be, const float *vec, int64_t n
   int64_t *key = tmp;
   if (nc > cap) {
     for (int64_t c = 0; c < nc; c++) key[c] = (n - s->cl_len[c]) * n + s->cl_rep[c];
-    qsort(key, (size_t)nc, sizeof *key, cmp_i64);
+    qsort(key, (size_t)nc, sizeof *key, orx_cmp_i64);
     for (int64_t c = 0; c < cap; c++) key[c] %= n; /* back to representatives */
   } else {
     for (int64_t c = 0; c < nc; c++) key[c] = s->cl_rep[c];
   }
   int64_t kept = nc > cap ? cap : nc;
-  qsort(key, (size_t)kept, sizeof *key, cmp_i64);
+  qsort(key, (size_t)kept, sizeof *key, orx_cmp_i64);
   /* map representative -> cluster through pick[] (indexed by item) */
   for (int64_t c = 0; c < nc; c++) s->pick[s->cl_rep[c]] = c;
   for (int64_t c = 0; c < kept; c++) key[c] = s->pick[key[c]];

@@ -4,6 +4,7 @@
  * the backend's op table; the host keeps per-row distances and per-cluster counts (and, when
  * balancing, each row's candidate centroids). */
 #include "kmeans.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -76,11 +77,6 @@ static void draw_distinct(orx_rng *rng, int64_t *pick, int64_t rows, int64_t m) 
     pick[i] = pick[j];
     pick[j] = t;
   }
-}
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
 }
 
 static onerec_status copy_row(onerec_context *ctx, float *dst, const float *src, int64_t dim) {
@@ -159,7 +155,7 @@ static onerec_status init_plusplus(onerec_context *ctx, const float *x, int64_t 
   onerec_status s = ONEREC_OK;
   if (m < rows) {
     draw_distinct(rng, w->h_pick, rows, m);
-    qsort(w->h_pick, (size_t)m, sizeof *w->h_pick, cmp_i64); /* memory order */
+    qsort(w->h_pick, (size_t)m, sizeof *w->h_pick, orx_cmp_i64); /* memory order */
     w->d_sample = orx_dev_alloc(ctx, (size_t)(m * dim) * sizeof(float));
     if (!w->d_sample) return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
     for (int64_t i = 0; !s && i < m; i++)

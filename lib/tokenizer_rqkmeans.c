@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "tokenizer_impl.h"
+#include "util.h"
 
 /* Rows per block when encoding or decoding: big enough to keep every worker busy, small enough
  * (64 MiB at dim 1024) that the block buffer never matters. */
@@ -189,11 +190,6 @@ static void fit_work_free(onerec_context *ctx, fit_work *w) {
   orx_host_free(ctx, w->h_pick);
 }
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* Copies the training rows to the device: all of x, or a seeded uniform sample of n_train rows
  * (kept in input order). */
 static onerec_status load_training(onerec_context *ctx, const float *x, int64_t n, int64_t dim,
@@ -208,7 +204,7 @@ static onerec_status load_training(onerec_context *ctx, const float *x, int64_t 
     w->h_pick[i] = w->h_pick[j];
     w->h_pick[j] = t;
   }
-  qsort(w->h_pick, (size_t)n_train, sizeof *w->h_pick, cmp_i64);
+  qsort(w->h_pick, (size_t)n_train, sizeof *w->h_pick, orx_cmp_i64);
   onerec_status s = ONEREC_OK;
   for (int64_t i = 0; !s && i < n_train; i++)
     s = orx_dev_copy(ctx, w->r + i * dim, x + w->h_pick[i] * dim, row, ORX_COPY_H2D);
