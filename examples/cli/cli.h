@@ -29,6 +29,10 @@ int cli_fail(const char *what, onerec_status s);
  * its amazon/ or ml-100k/ subfolder). */
 const char *cli_data_path(const char *dir, const char *dataset, char *buf, size_t len);
 
+/* The onerec_batch_opts length of the short-term (positive = 0) or positive-feedback pathway
+ * of a model: its length, or -1 when the model leaves the pathway out. */
+int32_t cli_batch_len(const onerec_model_config *c, int positive);
+
 /* Semantic IDs by dense item index [items, levels] from the catalogue (items map by their
  * data set id); malloc'ed into *out. Prints the error and returns 1 if an item is missing. */
 int cli_catalog_codes(const onerec_dataset *ds, const onerec_catalog *cat, int32_t **out);

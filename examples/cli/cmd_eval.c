@@ -16,6 +16,11 @@ static double eval_now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+int32_t cli_batch_len(const onerec_model_config *c, int positive) {
+  if (positive) return c->use_positive ? c->positive_len : -1;
+  return c->use_short ? c->short_len : -1;
+}
+
 const char *cli_data_path(const char *dir, const char *dataset, char *buf, size_t len) {
   const char *file = !strcmp(dataset, "beauty") ? "Beauty.txt" : "ml-100k.inter";
   if (!strcmp(dataset, "h5")) return dir;
@@ -90,8 +95,8 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
   if ((s = onerec_dataset_item_ids(ds, &ids, &n_ids))) return cli_fail("item ids", s);
   const int32_t ks[2] = {5, 10};
   ONEREC_OPTS(onerec_samples_opts, so, .max_history = 50);
-  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = EB, .short_len = c.short_len,
-              .positive_len = c.positive_len,
+  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = EB, .short_len = cli_batch_len(&c, 0),
+              .positive_len = cli_batch_len(&c, 1),
               .uid_buckets = c.static_cat_count > 0 ? (int32_t)c.static_cat_vocab[0] : 0,
               .levels = c.levels, .item_codes = codes);
   ONEREC_OPTS(onerec_session_opts, sso, .max_batch = EB, .max_targets = (int64_t)EB * beam);

@@ -23,7 +23,7 @@ static void train_usage(FILE *f) {
           "                    [--stop-at K] [--catalog C.h5] [--model M.h5]\n"
           "                    [--layers N] [--d-model D] [--heads H] [--ffn F]\n"
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
-          "                    [--beam 20]\n"
+          "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -33,6 +33,8 @@ static void train_usage(FILE *f) {
           "  --catalog: semantic IDs (inputs and targets) and levels/codebook from the\n"
           "  tokenizer's catalogue; --model: start from that model file (its levels and\n"
           "  codebook must be the catalogue's); --layers.. shrink the preset.\n"
+          "  --short-len/--positive-len: most recent interactions each sequence pathway\n"
+          "  reads (0 leaves the pathway out; Beauty's positive pathway repeats the short one)\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
           "  on the first --eval-users validation users, one JSON line each on stdout; DIR/\n"
           "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
@@ -50,7 +52,7 @@ int cmd_train(int argc, char **argv) {
   double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
   long long layers = 0, d_model = 0, heads = 0, ffn = 0, eval_users = 2000, patience = 3;
-  long long beam = 20;
+  long long beam = 20, short_len = 20, positive_len = 50;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -87,6 +89,8 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(a, "--eval-users")) eval_users = atoll(v);
     else if (!strcmp(a, "--patience")) patience = atoll(v);
     else if (!strcmp(a, "--beam")) beam = atoll(v);
+    else if (!strcmp(a, "--short-len")) short_len = atoll(v);
+    else if (!strcmp(a, "--positive-len")) positive_len = atoll(v);
     else {
       fprintf(stderr, "onerec train: unknown option '%s'\n", a);
       train_usage(stderr);
@@ -95,7 +99,9 @@ int cmd_train(int argc, char **argv) {
   }
   if (!data || !dataset || batch < 1 || levels < 1 || levels > 8 || (minutes <= 0 && steps <= 0) ||
       eval_every < 0 || (eval_every > 0 && !catalog) || eval_users < 0 || patience < 1 ||
-      beam < 10 || beam > ONEREC_MAX_BEAM || layers < 0 || d_model < 0 || heads < 0 || ffn < 0) {
+      beam < 10 || beam > ONEREC_MAX_BEAM || layers < 0 || d_model < 0 || heads < 0 || ffn < 0 ||
+      short_len < 0 || short_len > 4096 || positive_len < 0 || positive_len > 4096 ||
+      short_len + positive_len == 0) {
     if (eval_every > 0 && !catalog) fprintf(stderr, "onerec train: --eval-every needs --catalog\n");
     train_usage(stderr);
     return 2;
@@ -171,7 +177,10 @@ int cmd_train(int argc, char **argv) {
   c.static_cat_count = 1; /* the hashed user id */
   c.static_num_count = 0;
   c.static_cat_vocab[0] = 4096;
-  c.positive_len = 50;
+  c.use_short = short_len > 0;
+  c.short_len = short_len > 0 ? (int32_t)short_len : c.short_len;
+  c.use_positive = positive_len > 0;
+  c.positive_len = positive_len > 0 ? (int32_t)positive_len : c.positive_len;
   c.item_input = ONEREC_ITEM_BY_SID;
   c.seq_cat_count = ONEREC_DATA_CAT_COUNT;
   c.seq_cat_vocab[ONEREC_DATA_CAT_AUTHOR] = 1;
@@ -191,7 +200,8 @@ int cmd_train(int argc, char **argv) {
     if (f.levels != c.levels || f.codebook != c.codebook || f.item_input != c.item_input ||
         f.static_cat_count != c.static_cat_count || f.static_num_count != c.static_num_count ||
         f.seq_cat_count != c.seq_cat_count || f.seq_num_count != c.seq_num_count ||
-        f.use_lifelong != c.use_lifelong || f.static_cat_vocab[0] != c.static_cat_vocab[0] ||
+        f.use_lifelong != c.use_lifelong || f.use_short != c.use_short ||
+        f.use_positive != c.use_positive || f.static_cat_vocab[0] != c.static_cat_vocab[0] ||
         f.seq_cat_vocab[ONEREC_DATA_CAT_TAG] != c.seq_cat_vocab[ONEREC_DATA_CAT_TAG]) {
       fprintf(stderr,
               "onerec train: %s does not have the training layout (%d x %d codes, items by SID, "
@@ -211,8 +221,8 @@ int cmd_train(int argc, char **argv) {
     cli_fail("samples", s);
     goto done;
   }
-  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = batch, .short_len = c.short_len,
-              .positive_len = c.positive_len, .uid_buckets = (int32_t)c.static_cat_vocab[0],
+  ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = batch, .short_len = cli_batch_len(&c, 0),
+              .positive_len = cli_batch_len(&c, 1), .uid_buckets = (int32_t)c.static_cat_vocab[0],
               .levels = (int32_t)levels, .item_codes = codes);
   if ((s = onerec_batch_create(ds, &bo, &b))) {
     cli_fail("batch", s);
