@@ -13,6 +13,7 @@ int cmd_features(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_align(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

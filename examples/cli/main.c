@@ -13,6 +13,8 @@ static void usage(FILE *f) {
           "                    a model's configuration and parameter count\n"
           "  data stats|baseline|convert --data DIR --dataset beauty|ml-100k|h5 [--json]\n"
           "                    data set counts, popularity baseline, HDF5 conversion\n"
+          "  align --features F.h5 --data DIR --dataset D --out ALIGNED.h5 [--json]\n"
+          "                    item alignment: QFormer + InfoNCE over collaborative pairs\n"
           "  tokenizer fit --features F.h5 --out TOK.h5 [--levels 3] [--codes 256] [--json]\n"
           "  tokenizer stats TOK.h5 [--features F.h5] [--json]\n"
           "                    RQ-Kmeans semantic IDs: fit, metrics, one-to-one resolution\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "features")) return cmd_features(argc - 1, argv + 1);
   if (!strcmp(argv[1], "model")) return cmd_model(argc - 1, argv + 1);
   if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "align")) return cmd_align(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tokenizer")) return cmd_tokenizer(argc - 1, argv + 1);
   if (!strcmp(argv[1], "recommend")) return cmd_recommend(argc - 1, argv + 1);
   if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);

@@ -13,5 +13,6 @@
 #include "onerec/tokenizer.h"
 #include "onerec/train.h"
 #include "onerec/generate.h"
+#include "onerec/align.h"
 
 #endif
