@@ -264,6 +264,65 @@ static void test_resume_bit_exact(void **state) {
   onerec_context_free(ctx);
 }
 
+static int file_bytes(const char *rel, char *buf, size_t len) {
+  char p[128];
+  snprintf(p, sizeof p, "%s/%s", dir, rel);
+  FILE *f = fopen(p, "rb");
+  if (!f) return -1;
+  int n = (int)fread(buf, 1, len, f);
+  fclose(f);
+  return n;
+}
+
+/* A resumed run keeps DIR/model.h5 unless it beats the validation score recorded with it
+ * (DIR/best.json); without a record its first evaluation saves. Also: a model without the
+ * positive-feedback pathway (--positive-len 0) trains and evaluates. */
+static void test_best_survives_resume(void **state) {
+  (void)state;
+  static char out[8192], m0[1 << 21], m1[1 << 21];
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 12 --stop-at 6 --eval-every 10 --eval-users 30"
+                           " --positive-len 0 --out rc",
+                           out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "\"best\":true"));
+  char rec[256];
+  int n = file_bytes("rc/best.json", rec, sizeof rec - 1);
+  assert_true(n > 0);
+  rec[n] = '\0';
+  assert_true(fabs(json_num(rec, "recall@10") - json_num(out, "recall@10")) < 1e-6);
+  /* an unbeatable record: the resumed run must not replace the model */
+  char p[128];
+  snprintf(p, sizeof p, "%s/rc/best.json", dir);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs("{\"recall@10\":1.0,\"step\":6}\n", f);
+  fclose(f);
+  int n0 = file_bytes("rc/model.h5", m0, sizeof m0);
+  assert_true(n0 > 0 && n0 < (int)sizeof m0);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 12 --eval-every 10 --eval-users 30 --positive-len 0"
+                           " --resume rc/checkpoint.h5 --out rc",
+                           out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "\"best\":false"));
+  assert_int_equal(file_bytes("rc/model.h5", m1, sizeof m1), n0);
+  assert_memory_equal(m0, m1, (size_t)n0);
+  /* no record: the first evaluation of the resumed run saves */
+  remove(p);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 14 --eval-every 10 --eval-users 30 --positive-len 0"
+                           " --resume rc/checkpoint.h5 --out rc",
+                           out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "\"best\":true"));
+  assert_int_equal(run_cli("eval --model rc/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --users 10 --json",
+                           out, sizeof out),
+                   0);
+  assert_int_equal((int)json_num(out, "users"), 10);
+}
+
 static void test_bad_flags(void **state) {
   (void)state;
   static char out[8192];
@@ -309,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_train_eval),
       cmocka_unit_test(test_eval_matches_brute_force),
       cmocka_unit_test(test_resume_bit_exact),
+      cmocka_unit_test(test_best_survives_resume),
       cmocka_unit_test(test_bad_flags),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -40,6 +40,36 @@ static void train_usage(FILE *f) {
           "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
 }
 
+/* DIR/best.json holds the best validation Recall@10 of the run whose model.h5 is in DIR, so a
+ * resumed run only replaces that model with a better one. Written atomically (rename). */
+static double best_read(const char *dir) {
+  char p[4200];
+  snprintf(p, sizeof p, "%s/best.json", dir);
+  FILE *f = fopen(p, "r");
+  double v = -1.0;
+  if (f) {
+    if (fscanf(f, "{\"recall@10\":%lf", &v) != 1 || !(v >= 0.0 && v <= 1.0)) v = -1.0;
+    fclose(f);
+  }
+  return v;
+}
+
+static int best_write(const char *dir, double recall10, long long step) {
+  char p[4200], t[4300];
+  snprintf(p, sizeof p, "%s/best.json", dir);
+  snprintf(t, sizeof t, "%s.tmp", p);
+  FILE *f = fopen(t, "w");
+  if (!f) return 1;
+  int bad = fprintf(f, "{\"recall@10\":%.6f,\"step\":%lld}\n", recall10, step) < 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(t, p)) {
+    remove(t);
+    fprintf(stderr, "onerec train: cannot write %s\n", p);
+    return 1;
+  }
+  return 0;
+}
+
 static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -255,6 +285,12 @@ int cmd_train(int argc, char **argv) {
   double last = t0, ema = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
   long long evals_since_best = 0;
   mkdir(out, 0755);
+  if (resume && eval_every > 0) {
+    best = best_read(out);
+    if (best >= 0.0)
+      fprintf(stderr, "onerec train: %s/model.h5 has validation Recall@10 %.4f: kept unless beaten\n",
+              out, best);
+  }
   const int64_t step0 = step;
   const int64_t end = stop_at > 0 && (steps <= 0 || stop_at < steps) ? stop_at : steps;
   while (end <= 0 || step < end) {
@@ -306,6 +342,7 @@ int cmd_train(int argc, char **argv) {
           cli_fail(buf, s);
           goto done;
         }
+        if (best_write(out, best, (long long)step)) goto done;
       } else if (++evals_since_best >= patience) {
         fprintf(stderr, "onerec train: no validation gain in %lld evals, stopping\n", patience);
         finished = 1;
