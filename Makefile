@@ -145,7 +145,7 @@ CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 NVCCFLAGS := -std=c++17 -O2 $(CUDA_ARCH) -Iinclude -Ilib -DONEREC_BUILDING \
   -Xcompiler -fPIC,-fvisibility=hidden,-Wall
 cuda: $(CUDA_PLUGIN)
-$(BUILD)/obj/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) lib/backend.h
+$(BUILD)/obj/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) lib/backend.h lib/dropout_hash.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@

@@ -67,6 +67,7 @@ static const orx_backend_ops k_cpu_ops = {
     .add_bias = orx_cpu_add_bias,
     .bias_bwd = orx_cpu_bias_bwd,
     .sum_squares = orx_cpu_sum_squares,
+    .dropout = orx_cpu_dropout,
     .moe_topk = orx_cpu_moe_topk,
     .scale_rows = orx_cpu_scale_rows,
     .scale_rows_bwd = orx_cpu_scale_rows_bwd,

@@ -110,5 +110,6 @@ onerec_status orx_cpu_add_bias(orx_backend *be, float *x, const float *bias, int
 onerec_status orx_cpu_bias_bwd(orx_backend *be, float *dbias, const float *dout, int64_t rows,
                                int64_t dim);
 onerec_status orx_cpu_sum_squares(orx_backend *be, double *host_out, const float *x, int64_t n);
+onerec_status orx_cpu_dropout(orx_backend *be, float *x, int64_t n, float p, uint64_t seed);
 
 #endif

@@ -1,4 +1,4 @@
-/* Elementwise ops and reductions of the CPU backend (axpy, scale, add_bias, bias_bwd,
+/* Elementwise ops and reductions of the CPU backend (axpy, scale, dropout, add_bias, bias_bwd,
  * sum_squares), and the range splitter the other row ops share.
  *
  * Reductions (bias_bwd over rows, sum_squares over elements) add fixed-size chunks into partial
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu_impl.h"
+#include "../lib/dropout_hash.h"
 
 /* Flat ops split into blocks of this many floats (whole cache lines, so no two tasks share one
  * at a boundary). */
@@ -89,6 +90,35 @@ onerec_status orx_cpu_scale(orx_backend *be, float *x, float alpha, int64_t n) {
   orx_cpu *cpu = orx_cpu_of(be);
   ew_job j = {cpu->simd, x, NULL, alpha, n};
   orx_cpu_parallel(cpu, (n + SPAN - 1) / SPAN, SPAN, scale_range, &j);
+  return ONEREC_OK;
+}
+
+/* ---- dropout: the mask is recomputed from (seed, index), never stored ---- */
+typedef struct drop_job {
+  float *x;
+  int64_t n;
+  uint32_t thr;
+  float keep_scale;
+  uint64_t seed;
+} drop_job;
+
+static void drop_range(void *arg, int64_t b, int64_t e) {
+  const drop_job *j = arg;
+  int64_t i0 = b * SPAN, i1 = e * SPAN < j->n ? e * SPAN : j->n;
+  for (int64_t i = i0; i < i1; i++)
+    j->x[i] = orx_drop_bits(j->seed, (uint64_t)i) >= j->thr ? j->x[i] * j->keep_scale : 0.0f;
+}
+
+onerec_status orx_cpu_dropout(orx_backend *be, float *x, int64_t n, float p, uint64_t seed) {
+  if (n < 0) return ORX_CPU_FAIL(be, ONEREC_ERR_SHAPE, "dropout: n=%lld", (long long)n);
+  if (!(p >= 0.0f && p < 1.0f))
+    return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "dropout: p=%g (expected [0, 1))",
+                        (double)p);
+  if (n == 0 || p == 0.0f) return ONEREC_OK;
+  if (!x) return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "dropout: NULL buffer");
+  orx_cpu *cpu = orx_cpu_of(be);
+  drop_job j = {x, n, orx_drop_threshold(p), 1.0f / (1.0f - p), seed};
+  orx_cpu_parallel(cpu, (n + SPAN - 1) / SPAN, SPAN, drop_range, &j);
   return ONEREC_OK;
 }
 

@@ -142,6 +142,7 @@ onerec_status orx_cuda_add_bias(orx_backend *be, float *x, const float *bias, in
                                 int64_t dim);
 onerec_status orx_cuda_bias_bwd(orx_backend *be, float *dbias, const float *dout, int64_t rows,
                                 int64_t dim);
+onerec_status orx_cuda_dropout(orx_backend *be, float *x, int64_t n, float p, uint64_t seed);
 onerec_status orx_cuda_sum_squares(orx_backend *be, double *host_out, const float *x,
                                    int64_t n);
 

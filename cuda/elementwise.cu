@@ -1,5 +1,6 @@
 /* Elementwise ops and reductions: axpy, scale, bias add and its backward, and the sum of
  * squares (gradient-norm clipping) reduced in double precision in a fixed order. */
+#include "dropout_hash.h"
 #include "kernel_util.h"
 
 __global__ void k_axpy(float *y, const float *x, float alpha, int64_t n) {
@@ -12,6 +13,12 @@ __global__ void k_scale(float *x, float alpha, int64_t n) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x)
     x[i] *= alpha;
+}
+
+__global__ void k_dropout(float *x, int64_t n, uint32_t thr, float keep_scale, uint64_t seed) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    x[i] = orx_drop_bits(seed, (uint64_t)i) >= thr ? x[i] * keep_scale : 0.0f;
 }
 
 __global__ void k_add_bias(float *x, const float *bias, int64_t rows, int64_t dim) {
@@ -125,4 +132,18 @@ onerec_status orx_cuda_sum_squares(orx_backend *be, double *host_out, const floa
     s = orx_cuda_check(be, cudaStreamSynchronize(cu->stream), "sum_squares", "kernel");
   if (s == ONEREC_OK) *host_out = v;
   return s;
+}
+
+onerec_status orx_cuda_dropout(orx_backend *be, float *x, int64_t n, float p, uint64_t seed) {
+  onerec_status s = check_n(be, "dropout", n);
+  if (s) return s;
+  if (!(p >= 0.0f && p < 1.0f))
+    return ORX_CUDA_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "dropout: p=%g (expected [0, 1))",
+                         (double)p);
+  if (n == 0 || p == 0.0f) return ONEREC_OK;
+  if (!x) return ORX_CUDA_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "dropout: NULL buffer");
+  if ((s = orx_cuda_enter(be, "dropout"))) return s;
+  k_dropout<<<orx_cuda_blocks(n, 256), 256, 0, orx_cuda_of(be)->stream>>>(
+      x, n, orx_drop_threshold(p), 1.0f / (1.0f - p), seed);
+  return orx_cuda_launched(be, "dropout");
 }

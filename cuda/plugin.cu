@@ -105,6 +105,7 @@ static orx_backend_ops make_ops(void) {
   o.add_bias = orx_cuda_add_bias;
   o.bias_bwd = orx_cuda_bias_bwd;
   o.sum_squares = orx_cuda_sum_squares;
+  o.dropout = orx_cuda_dropout;
   o.moe_topk = orx_cuda_moe_topk;
   o.scale_rows = orx_cuda_scale_rows;
   o.scale_rows_bwd = orx_cuda_scale_rows_bwd;

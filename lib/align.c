@@ -201,7 +201,10 @@ onerec_status orx_aligner_alloc(onerec_context *ctx, const onerec_aligner_config
     orx_aligner_free(a);
     return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
   }
+  /* zeroed: among other things no act has dropout (the aligner never drops) */
   memset(a->layer, 0, (size_t)L * sizeof *a->layer);
+  memset(a->xact, 0, (size_t)L * sizeof *a->xact);
+  memset(a->fact, 0, (size_t)L * sizeof *a->fact);
   layout(a);
   size_t bytes = carve(a, NULL);
   a->dev = a->be->ops->alloc(a->be, bytes);

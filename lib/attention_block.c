@@ -4,7 +4,8 @@
  * Layouts: the fused projection qkv [tokens, 3, heads, head_dim] is read by the attention op in
  * place through strides; kv [tokens, 2, heads, head_dim] likewise. Saved for the backward pass:
  * the normed input xn and its rstd, the projections, the attention output o (before wo) and lse.
- * The residual is added by the output projection itself (beta = 1 into x_out). */
+ * The residual is added by the output projection itself (beta = 1 into x_out); in training
+ * steps with dropout the branch o wo is dropped first (residual_out). */
 #include <math.h>
 
 #include "model_impl.h"
@@ -13,6 +14,35 @@
 static onerec_status residual_copy(orx_backend *be, float *x_out, const float *x_in, int64_t n) {
   if (x_out == x_in) return ONEREC_OK;
   return ORX_OP(be, copy, x_out, x_in, (size_t)n * sizeof(float), ORX_COPY_D2D);
+}
+
+/* x_out = x_in + dropout(o wo). Without dropout the product accumulates straight into x_out
+ * (beta = 1); with it, x_out first holds the branch alone (training sessions never alias
+ * x_out and x_in), is dropped, then gets x_in added. */
+static onerec_status residual_out(orx_backend *be, const float *wo, const float *o,
+                                  const orx_drop *dr, const float *x_in, float *x_out, int64_t n,
+                                  int64_t d) {
+  onerec_status s;
+  if (dr->p > 0.0f && x_out != x_in) {
+    s = orx_mm(be, 0, 0, n, d, d, o, d, wo, d, x_out, d, 0.0f);
+    if (!s) s = ORX_OP(be, dropout, x_out, n * d, dr->p, dr->seed);
+    if (!s) s = ORX_OP(be, axpy, x_out, x_in, 1.0f, n * d);
+    return s;
+  }
+  if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
+  return orx_mm(be, 0, 0, n, d, d, o, d, wo, d, x_out, d, 1.0f);
+}
+
+/* The gradient reaching o wo: dx itself, or dropout(dx) (same mask as the forward) staged in
+ * b->dxn, which the block only overwrites later. */
+static onerec_status branch_grad(orx_backend *be, const orx_drop *dr, const orx_bwd *b,
+                                 const float *dx, int64_t n, int64_t d, const float **out) {
+  *out = dx;
+  if (!(dr->p > 0.0f)) return ONEREC_OK;
+  onerec_status s = ORX_OP(be, copy, b->dxn, dx, (size_t)(n * d) * sizeof(float), ORX_COPY_D2D);
+  if (!s) s = ORX_OP(be, dropout, b->dxn, n * d, dr->p, dr->seed);
+  *out = b->dxn;
+  return s;
 }
 
 onerec_status orx_self_attn_forward(orx_backend *be, const orx_attn_w *w, const orx_attn_act *a,
@@ -43,8 +73,7 @@ onerec_status orx_self_attn_forward(orx_backend *be, const orx_attn_w *w, const 
   at.causal = causal;
   at.scale = 1.0f / sqrtf((float)hd);
   if ((s = ORX_OP(be, attention_fwd, &at))) return s;
-  if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
-  return orx_mm(be, 0, 0, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+  return residual_out(be, w->wo, a->o, &a->drop, x_in, x_out, n, d);
 }
 
 onerec_status orx_cross_kv_forward(orx_backend *be, const orx_xattn_w *w, float *kv,
@@ -103,8 +132,7 @@ onerec_status orx_cross_attn_forward(orx_backend *be, const orx_xattn_w *w,
       if ((s = ORX_OP(be, attention_fwd, &at))) return s;
     }
   }
-  if ((s = residual_copy(be, x_out, x_in, n * d))) return s;
-  return orx_mm(be, 0, 0, n, d, d, a->o, d, w->wo, d, x_out, d, 1.0f);
+  return residual_out(be, w->wo, a->o, &a->drop, x_in, x_out, n, d);
 }
 
 /* ---- backward ---- */
@@ -115,9 +143,11 @@ onerec_status orx_self_attn_backward(orx_backend *be, const orx_attn_w *w, const
                                      const uint8_t *key_mask, int causal) {
   const int64_t n = B * T, hd = d / heads;
   if (n == 0) return ONEREC_OK;
-  /* x_out = x_in + o wo */
-  onerec_status s = orx_mm(be, 0, 1, n, d, d, dx, d, w->wo, d, b->dout, d, 0.0f);
-  if (!s) s = orx_mm(be, 1, 0, d, d, n, a->o, d, dx, d, orx_g(b, w->wo), d, 1.0f);
+  /* x_out = x_in + dropout(o wo) */
+  const float *dy = dx;
+  onerec_status s = branch_grad(be, &a->drop, b, dx, n, d, &dy);
+  if (!s) s = orx_mm(be, 0, 1, n, d, d, dy, d, w->wo, d, b->dout, d, 0.0f);
+  if (!s) s = orx_mm(be, 1, 0, d, d, n, a->o, d, dy, d, orx_g(b, w->wo), d, 1.0f);
   if (!s) s = ORX_OP(be, memset0, b->dqkv, (size_t)(n * 3 * d) * sizeof(float));
   if (s) return s;
   orx_attn_bwd_args ab = {0};
@@ -171,8 +201,10 @@ onerec_status orx_cross_attn_backward(orx_backend *be, const orx_xattn_w *w,
   const int64_t n = rows * tq, hd = d / heads;
   if (n == 0) return ONEREC_OK;
   float *dq = b->dqkv;
-  onerec_status s = orx_mm(be, 0, 1, n, d, d, dx, d, w->wo, d, b->dout, d, 0.0f);
-  if (!s) s = orx_mm(be, 1, 0, d, d, n, a->o, d, dx, d, orx_g(b, w->wo), d, 1.0f);
+  const float *dy = dx;
+  onerec_status s = branch_grad(be, &a->drop, b, dx, n, d, &dy);
+  if (!s) s = orx_mm(be, 0, 1, n, d, d, dy, d, w->wo, d, b->dout, d, 0.0f);
+  if (!s) s = orx_mm(be, 1, 0, d, d, n, a->o, d, dy, d, orx_g(b, w->wo), d, 1.0f);
   if (!s) s = ORX_OP(be, memset0, dq, (size_t)(n * d) * sizeof(float));
   if (s) return s;
   /* the same per-group calls as the forward */

@@ -25,7 +25,7 @@
 #include "onerec/context.h"
 #include "onerec/tensor.h"
 
-#define ORX_BACKEND_API_VERSION 1u
+#define ORX_BACKEND_API_VERSION 2u /* 2: dropout */
 
 typedef struct orx_backend orx_backend;
 
@@ -207,6 +207,10 @@ typedef struct orx_backend_ops {
                             int64_t dim);
   /* *host_out = sum x[i]^2 in double precision, written to host memory */
   onerec_status (*sum_squares)(orx_backend *be, double *host_out, const float *x, int64_t n);
+  /* Inverted dropout in place: x[i] = keep(seed, i) ? x[i] / (1 - p) : 0, with keep() of
+   * lib/dropout_hash.h (a function of seed and i only), so the same call on the gradient is the
+   * backward pass. 0 <= p < 1. */
+  onerec_status (*dropout)(orx_backend *be, float *x, int64_t n, float p, uint64_t seed);
 
   /* ---- mixture of experts (routing; the permute / unpermute of tokens are embedding_fwd and
    * embedding_bwd with the slot -> token map as ids) ---- */

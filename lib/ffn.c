@@ -11,6 +11,8 @@ onerec_status orx_ffn_forward(orx_backend *be, const orx_ffn_w *w, const orx_ffn
   if (!s) s = orx_mm(be, 0, 0, n, h, d, a->xn, d, w->w_gate, h, a->gate, h, 0.0f);
   if (!s) s = orx_mm(be, 0, 0, n, h, d, a->xn, d, w->w_up, h, a->up, h, 0.0f);
   if (!s) s = ORX_OP(be, swiglu_fwd, a->h, h, a->gate, h, a->up, h, n, h);
+  /* dropout on h in place: W_down's gradient then reads the dropped h, as it should */
+  if (!s && a->drop.p > 0.0f) s = ORX_OP(be, dropout, a->h, n * h, a->drop.p, a->drop.seed);
   if (!s && x_out != x_in)
     s = ORX_OP(be, copy, x_out, x_in, (size_t)(n * d) * sizeof(float), ORX_COPY_D2D);
   if (!s) s = orx_mm(be, 0, 0, n, d, h, a->h, h, w->w_down, d, x_out, d, 1.0f);
@@ -31,6 +33,7 @@ onerec_status orx_ffn_backward(orx_backend *be, const orx_ffn_w *w, const orx_ff
   if (n == 0) return ONEREC_OK;
   onerec_status s = orx_mm(be, 0, 1, n, h, d, dx, d, w->w_down, d, b->dh, h, 0.0f);
   if (!s) s = orx_mm(be, 1, 0, h, d, n, a->h, h, dx, d, orx_g(b, w->w_down), d, 1.0f);
+  if (!s && a->drop.p > 0.0f) s = ORX_OP(be, dropout, b->dh, n * h, a->drop.p, a->drop.seed);
   if (!s) s = ORX_OP(be, memset0, b->dgate, (size_t)(n * h) * sizeof(float));
   if (!s) s = ORX_OP(be, memset0, b->dup, (size_t)(n * h) * sizeof(float));
   if (!s)

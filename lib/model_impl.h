@@ -152,16 +152,28 @@ typedef struct orx_groups {
   int64_t equal;
 } orx_groups;
 
+/* Dropout of a block in a training step (p = 0: none). The mask is a function of the seed
+ * (lib/dropout_hash.h), so forward and backward agree without storing it; the trainer sets a
+ * fresh seed per layer and step. Attention blocks drop their residual branch (o wo); the FFN
+ * drops its hidden activation h before W_down. */
+typedef struct orx_drop {
+  float p;
+  uint64_t seed;
+} orx_drop;
+
 typedef struct orx_attn_act {
   float *xn, *rstd, *qkv, *o, *lse;
+  orx_drop drop;
 } orx_attn_act;
 
 typedef struct orx_xattn_act {
   float *xn, *rstd, *q, *o, *lse;
+  orx_drop drop;
 } orx_xattn_act;
 
 typedef struct orx_ffn_act {
   float *xn, *rstd, *gate, *up, *h;
+  orx_drop drop;
 } orx_ffn_act;
 
 typedef struct orx_moe_act {

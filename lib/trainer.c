@@ -90,11 +90,12 @@ static onerec_status read_opts(const onerec_trainer_opts *in, onerec_trainer_opt
       !(o->lr_sparse > 0.0f) || !(o->beta1 > 0.0f && o->beta1 < 1.0f) ||
       !(o->beta2 > 0.0f && o->beta2 < 1.0f) || !(o->adam_eps > 0.0f) || o->warmup_steps < 0 ||
       o->total_steps < 0 || !(o->min_lr_ratio >= 0.0f && o->min_lr_ratio <= 1.0f) ||
-      !isfinite(o->clip_norm) || !isfinite(o->moe_bias_rate) || !isfinite(o->weight_decay))
+      !isfinite(o->clip_norm) || !isfinite(o->moe_bias_rate) || !isfinite(o->weight_decay) ||
+      !(o->dropout >= 0.0f && o->dropout < 1.0f))
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: bad options (max_batch %lld >= 1, accum_steps %d >= 1, learning rates "
                     "%g / %g > 0, betas in (0,1), adam_eps > 0, warmup / total steps >= 0, "
-                    "min_lr_ratio in [0,1])",
+                    "min_lr_ratio in [0,1], dropout in [0,1))",
                     fn, (long long)o->max_batch, o->accum_steps, (double)o->lr_dense,
                     (double)o->lr_sparse);
   return ONEREC_OK;
@@ -168,6 +169,36 @@ ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
   return ONEREC_OK;
 }
 
+/* A seed per (update, micro-batch, block): splitmix64 of the combination. */
+static uint64_t drop_seed(const onerec_trainer *t, uint64_t block) {
+  uint64_t z = t->o.dropout_seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull) ^
+               ((uint64_t)t->micro << 48) ^ (block * 0xD1B54A32D192ED03ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* Sets every block's dropout for this micro-batch (p = 0 turns it off). */
+static void set_dropout(onerec_trainer *t) {
+  onerec_session *s = t->s;
+  const onerec_model_config *c = &t->m->cfg;
+  const float p = t->o.dropout;
+  uint64_t k = 1;
+  for (int l = 0; l < c->enc_layers; l++) {
+    s->enc_attn[l].drop = (orx_drop){p, drop_seed(t, k++)};
+    s->enc_mlp[l].ffn.drop = (orx_drop){p, drop_seed(t, k++)};
+  }
+  for (int l = 0; l < c->dec_layers; l++) {
+    s->dec_self[l].drop = (orx_drop){p, drop_seed(t, k++)};
+    s->dec_cross[l].drop = (orx_drop){p, drop_seed(t, k++)};
+    s->dec_mlp[l].ffn.drop = (orx_drop){p, drop_seed(t, k++)};
+  }
+  for (int l = 0; c->use_lifelong && l < c->qformer_layers; l++) {
+    s->qf_cross[l].drop = (orx_drop){p, drop_seed(t, k++)};
+    s->qf_ffn[l].drop = (orx_drop){p, drop_seed(t, k++)};
+  }
+}
+
 onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_batch *users,
                                            const int32_t *codes, float grad_scale,
                                            double *loss) {
@@ -192,6 +223,7 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
                       (long long)(i / L), codes[i], (long long)(i % L), (long long)K);
     s->h_targets[i] = codes[i];
   }
+  set_dropout(t);
   if ((st = orx_encoder_forward(s, &u))) return st;
   for (int64_t r = 0; r <= rows; r++) s->h_groups[r] = r;
   orx_groups g = {rows, s->h_groups, 1};

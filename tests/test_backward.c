@@ -116,7 +116,8 @@ static double loss_of(onerec_trainer *t, const onerec_user_batch *u, const int32
 }
 
 /* Compares the gradient of every trainable tensor at `per` entries with central differences. */
-static void check_model(onerec_model_config cfg, int per, float h, const char *what) {
+static void check_model(onerec_model_config cfg, int per, float h, float dropout,
+                        const char *what) {
   onerec_context *ctx = tu_cpu_context(1);
   onerec_model *m = NULL;
   assert_ok(onerec_model_create(ctx, &cfg, 11, &m));
@@ -128,7 +129,7 @@ static void check_model(onerec_model_config cfg, int per, float h, const char *w
       for (size_t j = 0; j < p->count; j++)
         m->params[p->offset + j] += 0.3f * tu_rand(&r);
   }
-  ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = NB);
+  ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = NB, .dropout = dropout, .dropout_seed = 4);
   onerec_trainer *t = NULL;
   assert_ok(onerec_trainer_create(m, &o, &t));
   fixture f;
@@ -184,12 +185,12 @@ static void check_model(onerec_model_config cfg, int per, float h, const char *w
 
 static void test_grad_dense(void **state) {
   (void)state;
-  check_model(tiny_cfg(0), 3, 1e-2f, "dense");
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, "dense");
 }
 
 static void test_grad_moe(void **state) {
   (void)state;
-  check_model(tiny_cfg(1), 3, 2e-3f, "moe");
+  check_model(tiny_cfg(1), 3, 2e-3f, 0.0f, "moe");
 }
 
 /* Item input by id, no lifelong pathway, one-level semantic IDs: the other layouts. */
@@ -200,7 +201,15 @@ static void test_grad_item_by_id(void **state) {
   c.item_vocab = 7;
   c.use_lifelong = 0;
   c.enc_layers = 1;
-  check_model(c, 3, 1e-2f, "item-by-id");
+  check_model(c, 3, 1e-2f, 0.0f, "item-by-id");
+}
+
+/* Dropout in every attention branch and FFN hidden layer (encoder, decoder, QFormer): the
+ * masks are fixed for a step, so the loss is a smooth function of the weights and its gradient
+ * must match central differences as without dropout. */
+static void test_grad_dropout(void **state) {
+  (void)state;
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.3f, "dense + dropout 0.3");
 }
 
 /* ---- single blocks: loss = sum(r * y), gradient with respect to the input x (and the
@@ -412,6 +421,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_dense),
       cmocka_unit_test(test_grad_moe),
+      cmocka_unit_test(test_grad_dropout),
       cmocka_unit_test(test_grad_item_by_id),
       cmocka_unit_test(test_blocks),
   };

@@ -913,6 +913,14 @@ static void test_elementwise(void **state) {
     free(wb);
     free(gb);
   }
+  if (g.db->ops->dropout && HAVE_CPU(dropout)) {
+    /* the mask is a function of (seed, index) on every backend: the same bits */
+    dgetf(want, d_y, (size_t)n);
+    assert_ok(g.rb->ops->dropout(g.rb, want, n, 0.3f, 1234));
+    assert_ok(g.db->ops->dropout(g.db, d_y, n, 0.3f, 1234));
+    dgetf(got, d_y, (size_t)n);
+    check_bits("dropout", got, want, (size_t)n * 4);
+  }
   if (g.db->ops->sum_squares) {
     double want_ss = 0, got_ss = -1;
     if (HAVE_CPU(sum_squares))

@@ -33,6 +33,56 @@ static const int64_t k_ns[] = {1, 3, 7, 64, 130, 131 * 130, 100003};
     orx_cpu_of(ot_be(ctx))->simd = best_;                 \
   } while (0)
 
+/* ---- dropout ---- */
+
+/* The kept fraction is 1 - p within 5 sigma, kept entries are exactly x / (1 - p) and dropped
+ * ones 0, the mask depends on (seed, index) only (not the threads, and the same call on another
+ * buffer drops the same entries: the backward pass), another seed gives another mask, p = 0
+ * changes nothing, and p outside [0, 1) is refused. */
+static void test_dropout(void **state) {
+  (void)state;
+  const int64_t n = 100003;
+  const float ps[3] = {0.1f, 0.3f, 0.5f};
+  for (int k = 0; k < 3; k++) {
+    const float p = ps[k];
+    float *x = ot_floats((size_t)n, 3, -2, 2), *ref = malloc((size_t)n * sizeof(float));
+    float *g = ot_floats((size_t)n, 4, 1, 2);
+    assert_non_null(ref);
+    memcpy(ref, x, (size_t)n * sizeof(float));
+    assert_ok(ORX_OP(ot_be(g_ctx[1]), dropout, x, n, p, 77));
+    assert_ok(ORX_OP(ot_be(g_ctx[3]), dropout, g, n, p, 77));
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; i++) {
+      int k1 = x[i] != 0.0f, k2 = g[i] != 0.0f;
+      assert_int_equal(k1, k2 || ref[i] == 0.0f);
+      if (x[i] != 0.0f) {
+        assert_true(x[i] == ref[i] * (1.0f / (1.0f - p)));
+        kept++;
+      }
+    }
+    const double mean = (double)n * (1.0 - p), sd = sqrt((double)n * p * (1.0 - p));
+    assert_true(fabs((double)kept - mean) < 5.0 * sd);
+    /* another seed: another mask (agreement only at chance level) */
+    float *y = ot_floats((size_t)n, 4, 1, 2);
+    assert_ok(ORX_OP(ot_be(g_ctx[2]), dropout, y, n, p, 78));
+    int64_t same = 0;
+    for (int64_t i = 0; i < n; i++) same += (y[i] != 0.0f) == (g[i] != 0.0f);
+    const double chance = (double)n * ((1.0 - p) * (1.0 - p) + (double)p * p);
+    assert_true(fabs((double)same - chance) < 0.02 * (double)n);
+    free(x);
+    free(ref);
+    free(g);
+    free(y);
+  }
+  float z[4] = {1, 2, 3, 4};
+  assert_ok(ORX_OP(ot_be(g_ctx[1]), dropout, z, 4, 0.0f, 5));
+  assert_true(z[0] == 1 && z[3] == 4);
+  assert_status(ORX_OP(ot_be(g_ctx[1]), dropout, z, 4, 1.0f, 5), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(ORX_OP(ot_be(g_ctx[1]), dropout, z, 4, -0.1f, 5), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(ORX_OP(ot_be(g_ctx[1]), dropout, z, 4, NAN, 5), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(ORX_OP(ot_be(g_ctx[1]), dropout, NULL, 4, 0.5f, 5), ONEREC_ERR_INVALID_ARGUMENT);
+}
+
 /* ---- axpy, scale ---- */
 
 static void axpy_scale_case(onerec_context *ctx, int64_t n, const char *label) {
@@ -435,6 +485,7 @@ static void bad_arguments_fail(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dropout),
       cmocka_unit_test(axpy_and_scale_match_reference),
       cmocka_unit_test(bias_ops_match_reference),
       cmocka_unit_test(bias_bwd_matches_finite_differences),

@@ -329,8 +329,9 @@ static void run_steps(onerec_trainer *t, int from, int to) {
 static void test_resume_bit_identical(void **state) {
   (void)state;
   onerec_context *ctx = tu_cpu_context(2);
+  /* with dropout: its masks follow the update count, so they too must resume exactly */
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .warmup_steps = 2, .total_steps = 6,
-              .accum_steps = 1, .lr_dense = 5e-3f);
+              .accum_steps = 1, .lr_dense = 5e-3f, .dropout = 0.2f, .dropout_seed = 9);
   char path[64];
   tmp_path(path, sizeof path);
 
@@ -448,6 +449,8 @@ static void test_args(void **state) {
   assert_status(onerec_trainer_create(m, NULL, NULL), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad, .beta1 = 1.5f);
   assert_status(onerec_trainer_create(m, &bad, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_trainer_opts, bad_drop, .dropout = 1.0f);
+  assert_status(onerec_trainer_create(m, &bad_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
   assert_null(t);
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = 2, .accum_steps = 2);
   assert_ok(onerec_trainer_create(m, &o, &t));

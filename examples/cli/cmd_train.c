@@ -24,6 +24,7 @@ static void train_usage(FILE *f) {
           "                    [--layers N] [--d-model D] [--heads H] [--ffn F]\n"
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
           "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
+          "                    [--dropout 0] [--weight-decay 0.01]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -35,6 +36,8 @@ static void train_usage(FILE *f) {
           "  codebook must be the catalogue's); --layers.. shrink the preset.\n"
           "  --short-len/--positive-len: most recent interactions each sequence pathway\n"
           "  reads (0 leaves the pathway out; Beauty's positive pathway repeats the short one)\n"
+          "  --dropout P: drop probability of attention branches and FFN hidden layers in\n"
+          "  training steps; --weight-decay W: AdamW decay of dense matrices (0: none)\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
           "  on the first --eval-users validation users, one JSON line each on stdout; DIR/\n"
           "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
@@ -79,7 +82,8 @@ static double now_s(void) {
 int cmd_train(int argc, char **argv) {
   const char *data = NULL, *dataset = NULL, *preset = "0.015B", *out = "run", *resume = NULL;
   const char *catalog = NULL, *model_in = NULL;
-  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0;
+  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0, dropout = 0.0;
+  double weight_decay = 0.01;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
   long long layers = 0, d_model = 0, heads = 0, ffn = 0, eval_users = 2000, patience = 3;
   long long beam = 20, short_len = 20, positive_len = 50;
@@ -120,6 +124,8 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(a, "--patience")) patience = atoll(v);
     else if (!strcmp(a, "--beam")) beam = atoll(v);
     else if (!strcmp(a, "--short-len")) short_len = atoll(v);
+    else if (!strcmp(a, "--dropout")) dropout = atof(v);
+    else if (!strcmp(a, "--weight-decay")) weight_decay = atof(v);
     else if (!strcmp(a, "--positive-len")) positive_len = atoll(v);
     else {
       fprintf(stderr, "onerec train: unknown option '%s'\n", a);
@@ -131,7 +137,8 @@ int cmd_train(int argc, char **argv) {
       eval_every < 0 || (eval_every > 0 && !catalog) || eval_users < 0 || patience < 1 ||
       beam < 10 || beam > ONEREC_MAX_BEAM || layers < 0 || d_model < 0 || heads < 0 || ffn < 0 ||
       short_len < 0 || short_len > 4096 || positive_len < 0 || positive_len > 4096 ||
-      short_len + positive_len == 0) {
+      short_len + positive_len == 0 || !(dropout >= 0.0 && dropout < 1.0) ||
+      !(weight_decay >= 0.0 && weight_decay < 1.0)) {
     if (eval_every > 0 && !catalog) fprintf(stderr, "onerec train: --eval-every needs --catalog\n");
     train_usage(stderr);
     return 2;
@@ -262,7 +269,9 @@ int cmd_train(int argc, char **argv) {
   const int64_t per_epoch = (n + batch - 1) / batch;
   ONEREC_OPTS(onerec_trainer_opts, to, .max_batch = batch, .lr_dense = (float)lr,
               .lr_sparse = (float)lr_sparse, .warmup_steps = warmup,
-              .total_steps = steps > 0 ? steps : 0);
+              .total_steps = steps > 0 ? steps : 0, .dropout = (float)dropout,
+              .dropout_seed = (uint64_t)seed,
+              .weight_decay = weight_decay > 0.0 ? (float)weight_decay : -1.0f);
   if ((s = onerec_trainer_create(m, &to, &t))) {
     cli_fail("trainer", s);
     goto done;

@@ -44,6 +44,11 @@ typedef struct onerec_trainer_opts {
   float min_lr_ratio;   /* floor of the decay, fraction of the peak (default 0.1) */
   float clip_norm;      /* global gradient norm limit (default 1.0; < 0: no clipping) */
   float moe_bias_rate;  /* u of the routing-bias update (default 1e-3; < 0: off) */
+  float dropout;        /* drop probability in training steps (default 0, < 1): the residual
+                           branch of every attention block and the hidden layer of every dense
+                           FFN (encoder, decoder, QFormer); MoE layers are not dropped */
+  uint64_t dropout_seed; /* masks are a function of this seed, the update count, the micro-batch
+                            and the layer, so a resumed run draws the same ones */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
