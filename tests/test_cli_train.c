@@ -282,10 +282,14 @@ static void test_best_survives_resume(void **state) {
   static char out[8192], m0[1 << 21], m1[1 << 21];
   assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
                            " --steps 12 --stop-at 6 --eval-every 10 --eval-users 30"
-                           " --positive-len 0 --out rc",
+                           " --positive-len 0 --snapshots --out rc",
                            out, sizeof out),
                    0);
   assert_non_null(strstr(out, "\"best\":true"));
+  /* --snapshots: the evaluated model is kept under its step and named in the JSON */
+  assert_non_null(strstr(out, "\"snapshot\":\"rc/step6.h5\""));
+  static char snap[1 << 21];
+  assert_true(file_bytes("rc/step6.h5", snap, sizeof snap) > 0);
   char rec[256];
   int n = file_bytes("rc/best.json", rec, sizeof rec - 1);
   assert_true(n > 0);

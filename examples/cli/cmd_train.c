@@ -24,7 +24,7 @@ static void train_usage(FILE *f) {
           "                    [--layers N] [--d-model D] [--heads H] [--ffn F]\n"
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
           "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
-          "                    [--dropout 0] [--weight-decay 0.01]\n"
+          "                    [--dropout 0] [--weight-decay 0.01] [--snapshots]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -38,6 +38,8 @@ static void train_usage(FILE *f) {
           "  reads (0 leaves the pathway out; Beauty's positive pathway repeats the short one)\n"
           "  --dropout P: drop probability of attention branches and FFN hidden layers in\n"
           "  training steps; --weight-decay W: AdamW decay of dense matrices (0: none)\n"
+          "  --snapshots: also save the model of every evaluation as DIR/step<N>.h5 (for\n"
+          "  curves). Time spent evaluating does not count against --minutes.\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
           "  on the first --eval-users validation users, one JSON line each on stdout; DIR/\n"
           "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
@@ -84,6 +86,7 @@ int cmd_train(int argc, char **argv) {
   const char *catalog = NULL, *model_in = NULL;
   double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0, dropout = 0.0;
   double weight_decay = 0.01;
+  int snapshots = 0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
   long long layers = 0, d_model = 0, heads = 0, ffn = 0, eval_users = 2000, patience = 3;
   long long beam = 20, short_len = 20, positive_len = 50;
@@ -92,6 +95,10 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       train_usage(stdout);
       return 0;
+    }
+    if (!strcmp(a, "--snapshots")) {
+      snapshots = 1;
+      continue;
     }
     if (!v) {
       train_usage(stderr);
@@ -277,6 +284,7 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   int64_t step = 0, epoch = -1;
+  double eval_secs = 0.0; /* evaluation is measurement, not training: kept out of the budget */
   if (resume) {
     uint64_t pos = 0;
     if ((s = onerec_trainer_load(t, resume, &pos))) {
@@ -325,7 +333,7 @@ int cmd_train(int argc, char **argv) {
     }
     step++;
     ema = step == step0 + 1 ? loss : 0.98 * ema + 0.02 * loss;
-    double tn = now_s(), el = tn - t0;
+    double tn = now_s(), el = tn - t0 - eval_secs;
     int finished = (end > 0 && step >= end) || el >= budget;
     if (tn - last >= 5.0 || finished || step == step0 + 1) {
       ONEREC_OPTS(onerec_train_stats, st);
@@ -339,6 +347,7 @@ int cmd_train(int argc, char **argv) {
       last = tn;
     }
     if (eval_every > 0 && (finished || tn >= next_eval)) {
+      const double e0 = now_s();
       cli_eval_result r = {0};
       if (cli_eval_run(ctx, m, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0, &r))
         goto done;
@@ -356,10 +365,23 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "onerec train: no validation gain in %lld evals, stopping\n", patience);
         finished = 1;
       }
+      if (snapshots) {
+        snprintf(buf, sizeof buf, "%s/step%lld.h5", out, (long long)step);
+        if ((s = onerec_model_save(m, buf))) {
+          cli_fail(buf, s);
+          goto done;
+        }
+      }
       cli_eval_print(stdout, &r, "valid");
-      printf(",\"step\":%lld,\"minutes\":%.2f,\"loss\":%.5f,\"best\":%s}\n", (long long)step,
-             (now_s() - t0) / 60.0, ema, better ? "true" : "false");
+      printf(",\"step\":%lld,\"minutes\":%.2f,\"loss\":%.5f,\"best\":%s", (long long)step, el / 60.0,
+             ema, better ? "true" : "false");
+      if (snapshots) {
+        printf(",\"snapshot\":");
+        cli_json_string(stdout, buf);
+      }
+      printf("}\n");
       fflush(stdout);
+      eval_secs += now_s() - e0;
       next_eval = now_s() + eval_every * 60.0;
     }
     if (finished) break;

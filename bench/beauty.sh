@@ -1,0 +1,70 @@
+#!/bin/sh
+# The whole Amazon Beauty pipeline with the settings recorded in bench/RESULTS.md: item features,
+# item alignment (QFormer + InfoNCE over collaborative pairs), RQ-Kmeans semantic IDs, NTP
+# training for MINUTES minutes of training time (evaluations excluded) with validation-based
+# model selection, then the test-split full-ranking metrics of the selected model.
+#
+#   bash bench/beauty.sh [DATA_DIR] [OUT_DIR] [MINUTES]     (from the repository root, after make)
+#
+# Defaults: ../shared/data/amazon, run/beauty, 60. Progress goes to stderr; stdout gets one JSON
+# line per snapshot, {"curve":true,"minutes":..,"step":..,"valid_recall@10":..,"recall@10":..,
+# "ndcg@10":..} with the test metrics of the model saved at that evaluation (the curve of test
+# Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
+# model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
+# ALIGN=0 (tokenize the raw features instead of the aligned ones), EVAL_EVERY (minutes between
+# evaluations, default 5), TRAIN_ARGS (extra `onerec train` options).
+set -eu
+ONEREC=${ONEREC:-build/bin/onerec}
+DATA=${1:-../shared/data/amazon}
+OUT=${2:-run/beauty}
+MINUTES=${3:-60}
+ALIGN=${ALIGN:-1}
+EVAL_EVERY=${EVAL_EVERY:-5}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+
+if [ ! -f "$DATA/Beauty.txt" ]; then
+  echo "beauty.sh: $DATA/Beauty.txt not found (the Amazon Beauty data of ../shared/data)" >&2
+  exit 2
+fi
+mkdir -p "$OUT"
+step() { echo "== beauty.sh: $*" >&2; }
+
+step "item features"
+"$ONEREC" features beauty "$DATA" --out "$OUT/features.h5" --json >&2
+FEATS="$OUT/features.h5"
+if [ "$ALIGN" = 1 ]; then
+  step "item alignment"
+  "$ONEREC" align --features "$OUT/features.h5" --data "$DATA" --dataset beauty \
+    --out "$OUT/aligned.h5" --epochs 8 --seed 1 --json >&2
+  FEATS="$OUT/aligned.h5"
+fi
+step "semantic IDs (3 x 256, RQ-Kmeans, collisions resolved)"
+"$ONEREC" tokenizer fit --features "$FEATS" --levels 3 --codes 256 --seed 1 \
+  --out "$OUT/tokenizer.h5" --catalog "$OUT/catalog.h5" --json >&2
+
+step "training ($MINUTES minutes)"
+# shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+"$ONEREC" train --data "$DATA" --dataset beauty --catalog "$OUT/catalog.h5" \
+  --minutes "$MINUTES" --positive-len 0 --seed 1 \
+  --eval-every "$EVAL_EVERY" --eval-users 2000 --patience 1000 --snapshots \
+  $TRAIN_ARGS --out "$OUT/train" >"$OUT/valid.jsonl"
+
+step "test metrics of every snapshot (the curve)"
+: >"$OUT/curve.jsonl"
+while IFS= read -r line; do
+  snap=$(printf '%s\n' "$line" | sed -n 's/.*"snapshot":"\([^"]*\)".*/\1/p')
+  [ -n "$snap" ] || continue
+  mins=$(printf '%s\n' "$line" | sed -n 's/.*"minutes":\([0-9.]*\).*/\1/p')
+  stp=$(printf '%s\n' "$line" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+  vr=$(printf '%s\n' "$line" | sed -n 's/.*"recall@10":\([0-9.]*\).*/\1/p')
+  t=$("$ONEREC" eval --model "$snap" --catalog "$OUT/catalog.h5" --data "$DATA" \
+    --dataset beauty --split test --json)
+  tr=$(printf '%s\n' "$t" | sed -n 's/.*"recall@10":\([0-9.]*\).*/\1/p')
+  tn=$(printf '%s\n' "$t" | sed -n 's/.*"ndcg@10":\([0-9.]*\).*/\1/p')
+  printf '{"curve":true,"minutes":%s,"step":%s,"valid_recall@10":%s,"recall@10":%s,"ndcg@10":%s}\n' \
+    "$mins" "$stp" "$vr" "$tr" "$tn" | tee -a "$OUT/curve.jsonl"
+done <"$OUT/valid.jsonl"
+
+step "test metrics of the model selected on validation"
+"$ONEREC" eval --model "$OUT/train/model.h5" --catalog "$OUT/catalog.h5" --data "$DATA" \
+  --dataset beauty --split test --json
