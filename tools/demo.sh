@@ -1,7 +1,8 @@
 #!/bin/sh
 # The main job (`make demo`): runs the pipeline end to end on the built-in default, the Amazon
-# Beauty data in ../shared/data: data, popularity baseline, features, tokenizer + catalogue,
-# training, evaluation, recommendation. Usage: demo.sh BUILD_DIR [DATA_DIR]
+# Beauty data in ../shared/data (or, where it is absent, a synthetic data set in its format from
+# `onerec data synth`): data, popularity baseline, features, tokenizer + catalogue, training,
+# evaluation, recommendation. Usage: demo.sh BUILD_DIR [DATA_DIR]
 set -eu
 build=$1
 data=${2:-${ONEREC_DATA_DIR:-../shared/data}}
@@ -13,14 +14,18 @@ step() { printf '\n== %s\n' "$*" >&2; }
 step "library and backends"
 "$cli" info --json
 
-if [ ! -f "$data/amazon/Beauty.txt" ]; then
-  echo "demo: $data/amazon/Beauty.txt not found (set ONEREC_DATA_DIR); showing the op benchmark instead" >&2
-  "$build/bench/ops" --quick --json
-  exit 0
+if [ -f "$data/amazon/Beauty.txt" ]; then
+  beauty="$data/amazon"
+  name="Amazon Beauty"
+else
+  echo "demo: $data/amazon/Beauty.txt not found (set ONEREC_DATA_DIR); using the built-in synthetic data set" >&2
+  step "data: synthetic, Beauty format (onerec data synth)"
+  "$cli" data synth --out "$work/synth"
+  beauty="$work/synth"
+  name="synthetic"
 fi
-beauty="$data/amazon"
 
-step "data: Amazon Beauty, leave-one-out"
+step "data: $name, leave-one-out"
 "$cli" data stats --data "$beauty" --dataset beauty --json
 step "evaluation baseline: popularity, full ranking, test split"
 "$cli" data baseline --data "$beauty" --dataset beauty --json
@@ -33,7 +38,7 @@ step "tokenizer: RQ-Kmeans 3 x 256, one-to-one catalogue"
 
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
 "$cli" train --data "$beauty" --dataset beauty --preset 0.015B --catalog "$work/catalog.h5" \
-  --minutes "${DEMO_MINUTES:-2}" --seed 1 --out "$work/run"
+  --minutes "${DEMO_MINUTES:-2}" --positive-len 0 --seed 1 --out "$work/run"
 model="$work/run/model.h5"
 
 step "evaluation: constrained beam search (beam 20), full ranking, test split, first ${DEMO_EVAL_USERS:-2000} users"

@@ -14,6 +14,7 @@ int cmd_model(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_align(int argc, char **argv);
+int cmd_synth(int argc, char **argv); /* `onerec data synth` */
 int cmd_recommend(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

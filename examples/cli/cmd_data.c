@@ -1,4 +1,4 @@
-/* `onerec data stats|baseline|convert`: counts of a data set and its leave-one-out split, a
+/* `onerec data stats|baseline|convert|synth` (synth: cmd_synth.c): counts of a data set and its leave-one-out split, a
  * popularity baseline on the test split (the sanity floor a trained model must beat), and
  * conversion to the chunked HDF5 sequence format. */
 #include <math.h>
@@ -14,12 +14,15 @@ static void data_usage(FILE *f) {
           "                            [--exclude-history] [--json]\n"
           "       onerec data convert  --data DIR --dataset beauty|ml-100k --out F.h5\n"
           "                            [--chunk-users N] [--json]\n"
+          "       onerec data synth    --out DIR [--users N] [--items N] [--seed S]\n"
           "  stats     users, items, interactions and train/valid/test sample counts\n"
           "            (leave-one-out: last item test, the one before validation)\n"
           "  baseline  ranks ALL items by their count in the training parts and reports\n"
           "            full-ranking recall@5/10 and ndcg@5/10 (--exclude-history: items the\n"
           "            user already has are left out of the ranking)\n"
           "  convert   writes the data set as a chunked HDF5 sequence file\n"
+          "  synth     writes a synthetic data set in the Beauty format (make demo's default\n"
+          "            without the real data)\n"
           "  DIR for beauty is the folder of Beauty.txt (or its parent); for ml-100k the folder\n"
           "  of ml-100k.inter; for h5 the file.\n");
 }
@@ -183,6 +186,7 @@ int cmd_data(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   const char *sub = argv[1];
+  if (!strcmp(sub, "synth")) return cmd_synth(argc - 1, argv + 1);
   if (strcmp(sub, "stats") && strcmp(sub, "baseline") && strcmp(sub, "convert")) {
     fprintf(stderr, "onerec data: unknown subcommand '%s'\n", sub);
     data_usage(stderr);
