@@ -128,7 +128,7 @@ test: $(TEST_BIN) $(CLI) $(FAKE_PLUGIN)
 test-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test
 
-$(BUILD)/bench/%: bench/%.c $(STLIB)
+$(BUILD)/bench/%: bench/%.c bench/bench_common.h $(STLIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -O3 -Ilib -Icpu $< -o $@ $(STLIB) $(LDFLAGS_ALL) $(DEP_LIBS)

@@ -22,51 +22,9 @@
 
 #include "onerec/onerec.h"
 
-#define B 64
-#define NLIFE 256
+static const char *const bench_name = "infer";
+#include "bench_common.h"
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die(const char *what, onerec_status s) {
-  fprintf(stderr, "infer: %s: %s: %s\n", what, onerec_status_str(s), onerec_last_error());
-  exit(1);
-}
-
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
-
-typedef struct seq {
-  int64_t off[B + 1];
-  int32_t *items, *cat;
-  float *num;
-} seq;
-
-static void seq_make(seq *s, int64_t per, const onerec_model_config *c) {
-  const int64_t n = per * B;
-  for (int64_t b = 0; b <= B; b++) s->off[b] = b * per;
-  s->items = malloc((size_t)(n * c->levels) * sizeof(int32_t));
-  s->cat = malloc((size_t)(n * c->seq_cat_count) * sizeof(int32_t));
-  s->num = malloc((size_t)(n * c->seq_num_count) * sizeof(float));
-  if (!s->items || !s->cat || !s->num) die("inputs", ONEREC_ERR_OUT_OF_MEMORY);
-  for (int64_t i = 0; i < n * c->levels; i++) s->items[i] = (int32_t)(next() % (uint64_t)c->codebook);
-  for (int64_t i = 0; i < n; i++)
-    for (int f = 0; f < c->seq_cat_count; f++)
-      s->cat[i * c->seq_cat_count + f] = (int32_t)(next() % (uint64_t)c->seq_cat_vocab[f]);
-  for (int64_t i = 0; i < n * c->seq_num_count; i++) s->num[i] = (float)(next() % 1000) / 1e3f;
-}
-
-static onerec_seq_input seq_in(const seq *s) {
-  return (onerec_seq_input){s->off, s->items, s->cat, s->num};
-}
 
 typedef struct meas {
   char name[32];
@@ -120,13 +78,9 @@ int main(int argc, char **argv) {
   const int reps = reps_opt > 0 ? reps_opt : quick ? 1 : 3;
   if (only) torch = 0;
   onerec_status st;
-  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = threads, .seed = 1);
   onerec_context *ctx = NULL;
-  if ((st = onerec_context_create(&co, &ctx))) die("context", st);
   ONEREC_OPTS(onerec_model_config, c);
-  if ((st = onerec_model_config_preset("0.015B", &c))) die("preset", st);
-  onerec_model *m = NULL;
-  if ((st = onerec_model_create(ctx, &c, 1, &m))) die("model", st);
+  onerec_model *m = bench_model(threads, &ctx, &c);
 
   /* catalogue: n_items distinct semantic IDs (i x odd mod K^3 is a bijection when K^3 is a
    * power of two) */
@@ -151,17 +105,9 @@ int main(int argc, char **argv) {
   if (torch && (st = onerec_catalog_save(cat, cat_path))) die("catalog save", st);
 
   /* users */
-  int32_t *scat = malloc((size_t)B * (size_t)c.static_cat_count * sizeof *scat);
-  for (int64_t i = 0; i < B * c.static_cat_count; i++)
-    scat[i] = (int32_t)(next() % (uint64_t)c.static_cat_vocab[i % c.static_cat_count]);
-  seq sh, po, li;
-  seq_make(&sh, c.short_len, &c);
-  seq_make(&po, c.positive_len, &c);
-  seq_make(&li, NLIFE, &c);
-  ONEREC_OPTS(onerec_user_batch, u, .batch = B, .static_cat = scat);
-  u.short_term = seq_in(&sh);
-  u.positive = seq_in(&po);
-  u.lifelong = seq_in(&li);
+  bench_users bu;
+  bench_users_make(&bu, &c);
+  const onerec_user_batch u = bu.u;
 
   meas ms[4];
   int nm = 0;
@@ -195,10 +141,8 @@ int main(int argc, char **argv) {
                 .max_lifelong = NLIFE);
     onerec_session *s = NULL;
     if ((st = onerec_session_create(m, NULL, &so, &s))) die("session", st);
-    ONEREC_OPTS(onerec_user_batch, one, .batch = 1, .static_cat = scat);
-    one.short_term = seq_in(&sh);
-    one.positive = seq_in(&po);
-    one.lifelong = seq_in(&li);
+    onerec_user_batch one = u; /* the first user alone */
+    one.batch = 1;
     static const int beams[] = {32, 128, 512};
     for (int bi = 0; bi < 3; bi++) {
       char nm_[16];
@@ -238,10 +182,7 @@ int main(int argc, char **argv) {
              ms[i].onerec, ms[i].torch, ms[i].unit, ratio);
     }
   }
-  free(scat);
-  free(sh.items), free(sh.cat), free(sh.num);
-  free(po.items), free(po.cat), free(po.num);
-  free(li.items), free(li.cat), free(li.num);
+  bench_users_free(&bu);
   free(ids);
   free(codes);
   onerec_catalog_free(cat);

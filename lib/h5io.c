@@ -125,7 +125,14 @@ onerec_status orx_h5_open(orx_h5 *h, const char *path) {
     return orx_fail(ONEREC_ERR_IO, "%s: cannot read (%s)", path, strerror(errno));
   h5_guard g = enter();
   htri_t is = H5Fis_hdf5(path);
-  if (is > 0) h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (is > 0) {
+    /* strong close: closing the file closes whatever a reader left open on it, so a damaged
+     * file that failed half-way through a read leaves no HDF5 object behind */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+    if (fapl >= 0) H5Pclose(fapl);
+  }
   leave(g);
   if (is <= 0 || h->file < 0)
     return orx_fail(ONEREC_ERR_FORMAT, "%s: not a readable HDF5 file (truncated or corrupt?)",
