@@ -4,6 +4,7 @@
  * ranked here), --resume bit-exactness with catalogue codes, and config mismatches. */
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,6 +328,62 @@ static void test_best_survives_resume(void **state) {
   assert_int_equal((int)json_num(out, "users"), 10);
 }
 
+/* ml-100k (RecBole atomic files): the users' own features (age, gender, occupation, zip) join
+ * the hashed user id in the static pathway; training, evaluation with the catalogue (its items
+ * are ids 1..40, as here) and the model's static layout. */
+static void test_train_ml100k_static_features(void **state) {
+  (void)state;
+  static char out[8192];
+  char p[160];
+  snprintf(p, sizeof p, "%s/ml", dir);
+  assert_int_equal(mkdir(p, 0755), 0);
+  snprintf(p, sizeof p, "%s/ml/ml-100k.inter", dir);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fprintf(f, "user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+  for (int u = 1; u <= 30; u++)
+    for (int k = 0; k < 6; k++)
+      fprintf(f, "%d\t%d\t%d\t%d\n", u, (u * 3 + 2 * k) % 20 + 1, 1 + (u + k) % 5, 880000000 + 100 * k + u);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/ml/ml-100k.user", dir);
+  f = fopen(p, "w");
+  assert_non_null(f);
+  fprintf(f, "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n");
+  static const char *const occ[3] = {"writer", "doctor", "student"};
+  for (int u = 1; u <= 30; u++)
+    fprintf(f, "%d\t%d\t%c\t%s\t%05d\n", u, 18 + u % 40, u % 2 ? 'M' : 'F', occ[u % 3], 10000 + u);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/ml/ml-100k.item", dir);
+  f = fopen(p, "w");
+  assert_non_null(f);
+  fprintf(f, "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
+  for (int i = 1; i <= 20; i++) fprintf(f, "%d\tMovie %d\t199%d\t%s\n", i, i, i % 10, i % 2 ? "Drama" : "Comedy Drama");
+  fclose(f);
+  assert_int_equal(run_cli("train --data ml --dataset ml-100k --catalog cat.h5 " TINY
+                           " --steps 8 --eval-every 10 --eval-users 10 --out rml",
+                           out, sizeof out),
+                   0);
+  assert_non_null(strstr(out, "\"split\":\"valid\""));
+  assert_int_equal(run_cli("eval --model rml/model.h5 --catalog cat.h5 --data ml --dataset ml-100k "
+                           "--split test --json",
+                           out, sizeof out),
+                   0);
+  assert_int_equal((int)json_num(out, "users"), 30);
+  onerec_context *ctx = NULL;
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
+  assert_ok(onerec_context_create(&co, &ctx));
+  onerec_model *m = NULL;
+  snprintf(p, sizeof p, "%s/rml/model.h5", dir);
+  assert_ok(onerec_model_load(ctx, p, &m));
+  ONEREC_OPTS(onerec_model_config, c);
+  assert_ok(onerec_model_config_get(m, &c));
+  assert_int_equal(c.static_cat_count, 5); /* hashed id + age, gender, occupation, zip */
+  assert_int_equal(c.static_cat_vocab[0], 4096);
+  assert_int_equal(c.static_cat_vocab[2], 2); /* gender: two values */
+  onerec_model_free(m);
+  onerec_context_free(ctx);
+}
+
 static void test_bad_flags(void **state) {
   (void)state;
   static char out[8192];
@@ -373,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_eval_matches_brute_force),
       cmocka_unit_test(test_resume_bit_exact),
       cmocka_unit_test(test_best_survives_resume),
+      cmocka_unit_test(test_train_ml100k_static_features),
       cmocka_unit_test(test_bad_flags),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -175,8 +175,16 @@ int cmd_train(int argc, char **argv) {
     cli_fail("dataset info", s);
     goto done;
   }
-  if (info.static_cat_count || info.static_num_count) {
-    fprintf(stderr, "onerec: train: data sets with static user features are not supported yet\n");
+  /* the static pathway: the hashed user id, then the data set's own user features */
+  int32_t n_cat = 0, n_num = 0;
+  const int64_t *cat_vocab = NULL;
+  if ((s = onerec_dataset_static(ds, &n_cat, NULL, &cat_vocab, &n_num, NULL))) {
+    cli_fail("static features", s);
+    goto done;
+  }
+  if (1 + n_cat > ONEREC_MAX_FEATURES) {
+    fprintf(stderr, "onerec train: %d categorical user features (at most %d)\n", (int)n_cat,
+            ONEREC_MAX_FEATURES - 1);
     goto done;
   }
   int64_t K = 2;
@@ -218,9 +226,10 @@ int cmd_train(int argc, char **argv) {
   c.levels = (int32_t)levels;
   c.codebook = (int32_t)K;
   c.use_lifelong = 0;
-  c.static_cat_count = 1; /* the hashed user id */
-  c.static_num_count = 0;
+  c.static_cat_count = 1 + n_cat; /* the hashed user id first */
+  c.static_num_count = n_num;
   c.static_cat_vocab[0] = 4096;
+  for (int32_t f = 0; f < n_cat; f++) c.static_cat_vocab[1 + f] = cat_vocab[f] > 0 ? cat_vocab[f] : 1;
   c.use_short = short_len > 0;
   c.short_len = short_len > 0 ? (int32_t)short_len : c.short_len;
   c.use_positive = positive_len > 0;
@@ -245,14 +254,17 @@ int cmd_train(int argc, char **argv) {
         f.static_cat_count != c.static_cat_count || f.static_num_count != c.static_num_count ||
         f.seq_cat_count != c.seq_cat_count || f.seq_num_count != c.seq_num_count ||
         f.use_lifelong != c.use_lifelong || f.use_short != c.use_short ||
-        f.use_positive != c.use_positive || f.static_cat_vocab[0] != c.static_cat_vocab[0] ||
+        f.use_positive != c.use_positive ||
+        memcmp(f.static_cat_vocab, c.static_cat_vocab,
+               (size_t)c.static_cat_count * sizeof *c.static_cat_vocab) ||
         f.seq_cat_vocab[ONEREC_DATA_CAT_TAG] != c.seq_cat_vocab[ONEREC_DATA_CAT_TAG]) {
       fprintf(stderr,
               "onerec train: %s does not have the training layout (%d x %d codes, items by SID, "
-              "one hashed-uid feature of %lld buckets, %d/%d sequence features, no lifelong "
-              "pathway); train from --preset instead, or from a model `onerec train` wrote\n",
+              "a hashed-uid feature of %lld buckets + the data's %d/%d user features, %d/%d "
+              "sequence features, no lifelong pathway); train from --preset instead, or from a "
+              "model `onerec train` wrote\n",
               model_in, (int)c.levels, (int)c.codebook, (long long)c.static_cat_vocab[0],
-              (int)c.seq_cat_count, (int)c.seq_num_count);
+              (int)n_cat, (int)n_num, (int)c.seq_cat_count, (int)c.seq_num_count);
       goto done;
     }
     c = f;
