@@ -126,6 +126,14 @@ static void test_train_eval(void **state) {
                    0);
   assert_non_null(strstr(out, "\"subset\":true"));
   assert_int_equal((int)json_num(out, "users"), 7);
+  /* what training used comes from run/run.json: the same metrics without the flags */
+  static char again[8192];
+  assert_int_equal(run_cli("eval --model run/model.h5 --split valid --users 7 --json", again,
+                           sizeof again),
+                   0);
+  *strstr(out, "\"seconds\"") = '\0';
+  *strstr(again, "\"seconds\"") = '\0';
+  assert_string_equal(out, again);
 }
 
 /* eval with a beam wider than the catalogue is the exact top 10: check it against every item

@@ -56,6 +56,15 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
                  const onerec_dataset *ds, const int32_t *codes, int split, int64_t max_users,
                  int beam, int progress, cli_eval_result *r);
 
+/* DIR/run.json records what `onerec train` trained on (data folder, data set, catalogue; paths
+ * made absolute), so `onerec eval --model DIR/model.h5` needs no more flags. write: 0 or 1
+ * (message printed). read: fills the three buffers (len bytes each) from the run.json next to
+ * model_path; 0 on success, 1 when there is none or it is unreadable (nothing printed). */
+int cli_run_info_write(const char *dir, const char *data, const char *dataset,
+                       const char *catalog);
+int cli_run_info_read(const char *model_path, char *data, char *dataset, char *catalog,
+                      size_t len);
+
 /* Writes the metrics as the start of a JSON object (no closing brace). */
 void cli_eval_print(FILE *f, const cli_eval_result *r, const char *split);
 

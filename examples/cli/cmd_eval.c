@@ -170,7 +170,72 @@ static void eval_usage(FILE *f) {
           "                   [--split valid|test] [--beam 20] [--users N] [--threads T] [--json]\n"
           "  full-ranking Recall@5/10 and NDCG@5/10 of a constrained beam search over the\n"
           "  catalogue, one target per user (leave-one-out); --users N evaluates only the\n"
-          "  first N users of the split (the JSON says subset:true); progress on stderr\n");
+          "  first N users of the split (the JSON says subset:true); progress on stderr.\n"
+          "  --catalog/--data/--dataset default to what `onerec train` recorded in run.json\n"
+          "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
+}
+
+int cli_run_info_write(const char *dir, const char *data, const char *dataset,
+                       const char *catalog) {
+  char p[4200], t[4300], ad[4096], ac[4096];
+  if (!realpath(data, ad) || !realpath(catalog, ac)) {
+    fprintf(stderr, "onerec: cannot resolve %s or %s\n", data, catalog);
+    return 1;
+  }
+  snprintf(p, sizeof p, "%s/run.json", dir);
+  snprintf(t, sizeof t, "%s.tmp", p);
+  FILE *f = fopen(t, "w");
+  if (!f) {
+    fprintf(stderr, "onerec: cannot write %s\n", t);
+    return 1;
+  }
+  fputs("{\"data\":", f);
+  cli_json_string(f, ad);
+  fputs(",\"dataset\":", f);
+  cli_json_string(f, dataset);
+  fputs(",\"catalog\":", f);
+  cli_json_string(f, ac);
+  fputs("}\n", f);
+  if (fclose(f) || rename(t, p)) {
+    remove(t);
+    fprintf(stderr, "onerec: cannot write %s\n", p);
+    return 1;
+  }
+  return 0;
+}
+
+/* The JSON string value of "key" in s (as cli_json_string wrote it) into out. */
+static int json_str(const char *s, const char *key, char *out, size_t len) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":\"", key);
+  const char *p = strstr(s, k);
+  if (!p) return 1;
+  p += strlen(k);
+  size_t n = 0;
+  for (; *p && *p != '"'; p++) {
+    if (*p == '\\' && p[1]) p++;
+    if (n + 1 >= len) return 1;
+    out[n++] = *p;
+  }
+  out[n] = '\0';
+  return *p == '"' ? 0 : 1;
+}
+
+int cli_run_info_read(const char *model_path, char *data, char *dataset, char *catalog,
+                      size_t len) {
+  char p[4200], s[16384];
+  const char *slash = strrchr(model_path, '/');
+  if (slash)
+    snprintf(p, sizeof p, "%.*s/run.json", (int)(slash - model_path), model_path);
+  else
+    snprintf(p, sizeof p, "run.json");
+  FILE *f = fopen(p, "r");
+  if (!f) return 1;
+  size_t n = fread(s, 1, sizeof s - 1, f);
+  fclose(f);
+  s[n] = '\0';
+  return json_str(s, "data", data, len) || json_str(s, "dataset", dataset, len) ||
+         json_str(s, "catalog", catalog, len);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -207,6 +272,15 @@ int cmd_eval(int argc, char **argv) {
     }
   }
   int sp = !strcmp(split, "valid") ? ONEREC_SPLIT_VALID : !strcmp(split, "test") ? ONEREC_SPLIT_TEST : -1;
+  /* what the model was trained on, from the run.json `onerec train` left next to it */
+  if (model && (!catalog || !data || !dataset)) {
+    static char rd[4096], rs[4096], rc_[4096];
+    if (!cli_run_info_read(model, rd, rs, rc_, sizeof rd)) {
+      if (!data) data = rd;
+      if (!dataset) dataset = rs;
+      if (!catalog) catalog = rc_;
+    }
+  }
   if (!model || !catalog || !data || !dataset || sp < 0 || beam < 10 || beam > ONEREC_MAX_BEAM ||
       users < 0) {
     if (beam < 10) fprintf(stderr, "onerec eval: --beam must be at least 10 (the largest K)\n");

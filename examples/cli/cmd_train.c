@@ -314,6 +314,7 @@ int cmd_train(int argc, char **argv) {
   double last = t0, ema = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
   long long evals_since_best = 0;
   mkdir(out, 0755);
+  if (catalog && cli_run_info_write(out, data, dataset, catalog)) goto done;
   if (resume && eval_every > 0) {
     best = best_read(out);
     if (best >= 0.0)
