@@ -1,8 +1,8 @@
 #!/bin/sh
 # The main job (`make demo`): runs the pipeline end to end on the built-in default, the Amazon
 # Beauty data in ../shared/data (or, where it is absent, a synthetic data set in its format from
-# `onerec data synth`): data, popularity baseline, features, tokenizer + catalogue, training,
-# evaluation, recommendation. Usage: demo.sh BUILD_DIR [DATA_DIR]
+# `onerec data synth`): data, popularity baseline, features, item alignment, tokenizer +
+# catalogue, training, evaluation, recommendation. Usage: demo.sh BUILD_DIR [DATA_DIR]
 set -eu
 build=$1
 data=${2:-${ONEREC_DATA_DIR:-../shared/data}}
@@ -32,8 +32,11 @@ step "evaluation baseline: popularity, full ranking, test split"
 
 step "item features: title TF-IDF + Swing over the training part"
 "$cli" features beauty "$beauty" --out "$work/features.h5" --json
-step "tokenizer: RQ-Kmeans 3 x 256, one-to-one catalogue"
-"$cli" tokenizer fit --features "$work/features.h5" --levels 3 --codes 256 --seed 1 \
+step "item alignment: QFormer + InfoNCE over collaborative pairs (${DEMO_ALIGN_EPOCHS:-2} epochs)"
+"$cli" align --features "$work/features.h5" --data "$beauty" --dataset beauty \
+  --out "$work/aligned.h5" --epochs "${DEMO_ALIGN_EPOCHS:-2}" --seed 1 --json
+step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
+"$cli" tokenizer fit --features "$work/aligned.h5" --levels 3 --codes 256 --seed 1 \
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json
 
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
