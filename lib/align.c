@@ -64,7 +64,9 @@ static onerec_status check_config(onerec_aligner_config *c, const char *fn) {
   if (!c->max_batch) c->max_batch = 256;
   if (c->lr == 0.0f) c->lr = 1e-3f;
   if (c->weight_decay == 0.0f) c->weight_decay = 0.01f;
+  if (c->weight_decay < 0.0f) c->weight_decay = 0.0f; /* < 0: none, as the trainer's */
   if (!c->warmup_steps) c->warmup_steps = 100;
+  if (c->warmup_steps < 0) c->warmup_steps = 0;
 #define BAD(...) orx_fail(ONEREC_ERR_INVALID_ARGUMENT, __VA_ARGS__)
   if (c->in_dim < 1 || c->in_dim > 1 << 20) return BAD("%s: in_dim = %d (1..2^20)", fn, c->in_dim);
   if (c->tokens < 1 || c->tokens > 4096) return BAD("%s: tokens = %d (1..4096)", fn, c->tokens);
@@ -82,7 +84,8 @@ static onerec_status check_config(onerec_aligner_config *c, const char *fn) {
   if (!(c->lr > 0.0f && c->lr < 10.0f)) return BAD("%s: lr = %g ((0, 10))", fn, (double)c->lr);
   if (!(c->weight_decay >= 0.0f && c->weight_decay < 1.0f))
     return BAD("%s: weight_decay = %g ([0, 1))", fn, (double)c->weight_decay);
-  if (c->warmup_steps < 0) return BAD("%s: warmup_steps = %lld (>= 0)", fn, (long long)c->warmup_steps);
+  if (c->warmup_steps > 1 << 30)
+    return BAD("%s: warmup_steps = %lld (at most 2^30)", fn, (long long)c->warmup_steps);
   if ((int64_t)c->tokens * c->in_dim > 1 << 24)
     return BAD("%s: tokens x in_dim = %lld (at most 2^24 floats per item)", fn,
                (long long)c->tokens * c->in_dim);
@@ -219,10 +222,16 @@ onerec_status orx_aligner_alloc(onerec_context *ctx, const onerec_aligner_config
   for (int64_t i = 0; i < c.max_batch; i++) a->h_targets[i] = (int32_t)i;
   s = ORX_OP(a->be, copy, a->targets, a->h_targets, (size_t)c.max_batch * sizeof(int32_t),
              ORX_COPY_H2D);
-  for (int64_t i = 0; !s && i < c.queries * c.d_model; i++) a->h_tok[i] = 1.0f;
+  /* the unit gain of the output normalisation (its own staging: h_tok may be smaller) */
+  float *ones = s ? NULL : orx_host_alloc(ctx, (size_t)(c.queries * c.d_model) * sizeof(float));
+  if (!s && !ones) s = orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+  for (int64_t i = 0; !s && i < c.queries * c.d_model; i++) ones[i] = 1.0f;
   if (!s)
-    s = ORX_OP(a->be, copy, a->ones, a->h_tok, (size_t)(c.queries * c.d_model) * sizeof(float),
+    s = ORX_OP(a->be, copy, a->ones, ones, (size_t)(c.queries * c.d_model) * sizeof(float),
                ORX_COPY_H2D);
+  orx_host_free(ctx, ones);
+  /* rmsnorm_bwd accumulates the (unused) gain gradient here: keep it defined */
+  if (!s) s = ORX_OP(a->be, memset0, a->dgain, (size_t)(c.queries * c.d_model) * sizeof(float));
   if (!s) s = ORX_OP(a->be, memset0, a->adam_m, a->n_floats * sizeof(float));
   if (!s) s = ORX_OP(a->be, memset0, a->adam_v, a->n_floats * sizeof(float));
   if (s) {
@@ -482,7 +491,8 @@ static onerec_status pairs_loss(orx_aligner *a, const char *fn, const float *ite
   if (!s) s = infonce(a, B, grad, loss);
   if (s) return s;
   if (!isfinite(*loss))
-    return orx_fail(ONEREC_ERR_INTERNAL, "%s: non-finite loss; update skipped", fn);
+    return orx_fail(ONEREC_ERR_INTERNAL, "%s: non-finite loss%s", fn,
+                    grad ? "; update skipped" : "");
   return ONEREC_OK;
 }
 

@@ -84,6 +84,9 @@ ONEREC_API onerec_status onerec_aligner_load(onerec_context *ctx, const char *pa
 #undef R_I
 #undef R_F
   if (!s) s = orx_h5_attr_read_i64(&h, g, "step", &step);
+  /* a stored 0 is an explicit "none", not "default" */
+  if (!s && c.warmup_steps == 0) c.warmup_steps = -1;
+  if (!s && c.weight_decay == 0.0f) c.weight_decay = -1.0f;
   if (g >= 0) orx_h5_group_close(g);
   if (!s && step < 0) s = orx_fail(ONEREC_ERR_FORMAT, "%s: step = %lld < 0", path, (long long)step);
   /* zero fields would silently take defaults: a file always holds explicit values */
@@ -93,8 +96,11 @@ ONEREC_API onerec_status onerec_aligner_load(onerec_context *ctx, const char *pa
   orx_aligner *a = NULL;
   if (!s) {
     s = orx_aligner_alloc(ctx, &c, fn, &a);
-    if (s == ONEREC_ERR_INVALID_ARGUMENT)
-      s = orx_fail(ONEREC_ERR_FORMAT, "%s: bad configuration: %s", path, onerec_last_error());
+    if (s == ONEREC_ERR_INVALID_ARGUMENT) {
+      char why[512]; /* the message buffer is orx_fail's destination: copy it out first */
+      snprintf(why, sizeof why, "%s", onerec_last_error());
+      s = orx_fail(ONEREC_ERR_FORMAT, "%s: bad configuration: %s", path, why);
+    }
   }
   float *host = NULL;
   if (!s) {

@@ -293,12 +293,41 @@ static void test_bad_input(void **state) {
   onerec_context_free(ctx);
 }
 
+/* Staging smaller than the output (2 x 2 x 1 x 3 floats vs 4 x 64): creation must not overflow
+ * it (the ASan build checks), and "none" (< 0) for decay and warm-up survives a file. */
+static void test_small_staging_and_none(void **state) {
+  (void)state;
+  onerec_context *ctx = tu_cpu_context(1);
+  ONEREC_OPTS(onerec_aligner_config, c, .in_dim = 3, .tokens = 1, .queries = 4, .d_model = 64,
+              .layers = 1, .max_batch = 2, .weight_decay = -1.0f, .warmup_steps = -1);
+  onerec_aligner *a = NULL, *b = NULL;
+  assert_ok(onerec_aligner_create(ctx, &c, 2, &a));
+  ONEREC_OPTS(onerec_aligner_config, got);
+  assert_ok(onerec_aligner_config_get(a, &got));
+  assert_true(got.weight_decay == 0.0f);
+  assert_int_equal(got.warmup_steps, 0);
+  char path[] = "/tmp/onerec_align_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_ok(onerec_aligner_save(a, path));
+  assert_ok(onerec_aligner_load(ctx, path, &b));
+  assert_ok(onerec_aligner_config_get(b, &got));
+  assert_true(got.weight_decay == 0.0f);
+  assert_int_equal(got.warmup_steps, 0);
+  unlink(path);
+  onerec_aligner_free(a);
+  onerec_aligner_free(b);
+  onerec_context_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient),
       cmocka_unit_test(test_learns_groups),
       cmocka_unit_test(test_save_load_continues),
       cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_small_staging_and_none),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -377,6 +377,11 @@ static void test_train_ml100k_static_features(void **state) {
                            out, sizeof out),
                    0);
   assert_int_equal((int)json_num(out, "users"), 30);
+  /* the same model on Beauty (no user features): refused, not read with the wrong stride */
+  assert_int_equal(run_cli("eval --model rml/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--split test --json",
+                           out, sizeof out),
+                   1);
   onerec_context *ctx = NULL;
   ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
   assert_ok(onerec_context_create(&co, &ctx));

@@ -119,7 +119,8 @@ int cmd_align(int argc, char **argv) {
   int64_t widths[64];
   int nt = parse_split(split, widths, 64);
   if (!features || !data || !dataset || !out || !(epochs > 0.0) || minutes < 0.0 || nt < 1 ||
-      batch < 2 || batch > 65536) {
+      batch < 2 || batch > 65536 || d_model < 1 || d_model > 8192 || queries < 1 ||
+      queries > 1024 || layers < 1 || layers > 64 || heads < 1 || heads > 256) {
     if (nt < 1) fprintf(stderr, "onerec align: --split takes widths like 256,128\n");
     align_usage(stderr);
     return 2;
@@ -163,6 +164,11 @@ int cmd_align(int argc, char **argv) {
     cli_fail(features, s);
     goto done;
   }
+  if (!has_ids) {
+    /* rows would be matched to the data set's item ids by position: refuse to guess */
+    fprintf(stderr, "onerec align: %s has no item_ids dataset\n", features);
+    goto done;
+  }
   /* tokens: the blocks of each vector, zero-padded; an all-zero block is absent */
   for (int64_t i = 0; i < n; i++) {
     int64_t col0 = 0;
@@ -194,7 +200,10 @@ int cmd_align(int argc, char **argv) {
   }
   offs = malloc((size_t)(info.users + 1) * sizeof *offs);
   seq = malloc((size_t)(info.train_interactions > 0 ? info.train_interactions : 1) * sizeof *seq);
-  if (!offs || !seq) goto done;
+  if (!offs || !seq) {
+    fprintf(stderr, "onerec align: out of memory\n");
+    goto done;
+  }
   if ((s = onerec_dataset_train_csr(ds, offs, (size_t)info.users + 1, seq,
                                     (size_t)info.train_interactions))) {
     cli_fail("training sequences", s);
@@ -214,7 +223,10 @@ int cmd_align(int argc, char **argv) {
   }
   pf = malloc((size_t)(np > 0 ? np : 1) * sizeof *pf);
   ps = malloc((size_t)(np > 0 ? np : 1) * sizeof *ps);
-  if (!pf || !ps) goto done;
+  if (!pf || !ps) {
+    fprintf(stderr, "onerec align: out of memory for %lld pairs\n", (long long)np);
+    goto done;
+  }
   int64_t kept = 0;
   for (int64_t k = 0; k < np; k++) {
     int64_t ra = row_of(map, n, pa[k]), rb = row_of(map, n, pb[k]);
@@ -295,7 +307,10 @@ int cmd_align(int argc, char **argv) {
   vloss /= (double)(vb > 0 ? vb : 1);
   const int64_t D = onerec_aligner_dim(al);
   z = malloc((size_t)(n * D) * sizeof *z);
-  if (!z) goto done;
+  if (!z) {
+    fprintf(stderr, "onerec align: out of memory\n");
+    goto done;
+  }
   if ((s = onerec_aligner_embed(al, tok, mask, n, z, (size_t)(n * D)))) {
     cli_fail("embed", s);
     goto done;

@@ -93,6 +93,19 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
   ONEREC_OPTS(onerec_model_config, c);
   if ((s = onerec_model_config_get(m, &c))) return cli_fail("model config", s);
   if ((s = onerec_dataset_item_ids(ds, &ids, &n_ids))) return cli_fail("item ids", s);
+  /* the batch's static columns (hashed user id + the data's user features) must be the ones
+   * the model reads, or the encoder would read them with the wrong stride */
+  int32_t n_cat = 0, n_num = 0;
+  if ((s = onerec_dataset_static(ds, &n_cat, NULL, NULL, &n_num, NULL)))
+    return cli_fail("static features", s);
+  if (c.static_cat_count != (c.static_cat_count > 0 || n_cat > 0 ? 1 + n_cat : 0) ||
+      (c.static_num_count != 0 && c.static_num_count != n_num)) {
+    fprintf(stderr,
+            "onerec: the model reads %d categorical / %d numeric user features, the data set "
+            "gives a hashed user id + %d / %d: a model trained on another data set?\n",
+            (int)c.static_cat_count, (int)c.static_num_count, (int)n_cat, (int)n_num);
+    return 1;
+  }
   const int32_t ks[2] = {5, 10};
   ONEREC_OPTS(onerec_samples_opts, so, .max_history = 50);
   ONEREC_OPTS(onerec_batch_opts, bo, .max_batch = EB, .short_len = cli_batch_len(&c, 0),
@@ -175,6 +188,12 @@ static void eval_usage(FILE *f) {
           "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
 }
 
+static int has_control(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20) return 1;
+  return 0;
+}
+
 int cli_run_info_write(const char *dir, const char *data, const char *dataset,
                        const char *catalog) {
   char p[4200], t[4300], ad[4096], ac[4096];
@@ -183,6 +202,12 @@ int cli_run_info_write(const char *dir, const char *data, const char *dataset,
     return 1;
   }
   snprintf(p, sizeof p, "%s/run.json", dir);
+  if (has_control(ad) || has_control(ac) || has_control(dataset)) {
+    /* json_str below reads back only \" and \\ escapes: such paths are not recorded */
+    remove(p);
+    fprintf(stderr, "onerec: paths with control characters are not recorded in %s\n", p);
+    return 0;
+  }
   snprintf(t, sizeof t, "%s.tmp", p);
   FILE *f = fopen(t, "w");
   if (!f) {

@@ -400,9 +400,14 @@ int cmd_train(int argc, char **argv) {
     if (finished) break;
   }
   snprintf(buf, sizeof buf, "%s/model.h5", out);
-  if (eval_every <= 0 && (s = onerec_model_save(m, buf))) {
-    cli_fail(buf, s);
-    goto done;
+  if (eval_every <= 0) {
+    if ((s = onerec_model_save(m, buf))) {
+      cli_fail(buf, s);
+      goto done;
+    }
+    /* this model.h5 was never evaluated: a record of an earlier best no longer describes it */
+    snprintf(buf, sizeof buf, "%s/best.json", out);
+    remove(buf);
   }
   snprintf(buf, sizeof buf, "%s/checkpoint.h5", out);
   if ((s = onerec_trainer_save(t, buf, (uint64_t)step))) {

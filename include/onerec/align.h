@@ -41,8 +41,8 @@ typedef struct onerec_aligner_config {
   float temperature;   /* tau (default 0.07) */
   int64_t max_batch;   /* pairs per step, and items per embed chunk / 2 (default 256) */
   float lr;            /* peak AdamW learning rate (default 1e-3) */
-  float weight_decay;  /* default 0.01 (matrices only) */
-  int64_t warmup_steps; /* default 100 */
+  float weight_decay;  /* default 0.01 (matrices only); < 0: none */
+  int64_t warmup_steps; /* default 100; < 0: none */
 } onerec_aligner_config;
 
 /* Creates an aligner with weights drawn from seed. Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL,
