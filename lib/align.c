@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "align_impl.h"
-#include "kmeans.h"
+#include "util.h"
 
 #define NORM_EPS 1e-6f /* the blocks' RMSNorm */
 #define OUT_EPS 1e-12f /* the output normalisation */
@@ -157,14 +157,11 @@ static onerec_status init_weights(orx_aligner *a, uint64_t seed) {
   onerec_status s = ORX_OP(be, memset0, a->params, a->n_floats * sizeof(float));
   for (int t = 0; !s && t < a->n_tensors; t++) {
     const orx_align_tensor *p = &a->tensors[t];
-    orx_rng r = {seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t + 1))};
-    for (size_t i = 0; i < p->count; i += 2) {
-      /* Box-Muller, std 0.02 as the model's init */
-      double u1 = (double)((orx_rng_next(&r) >> 11) + 1) * (1.0 / 9007199254740992.0);
-      double u2 = orx_rng_unit(&r), rad = 0.02 * sqrt(-2.0 * log(u1));
-      buf[i] = p->ones ? 1.0f : (float)(rad * cos(6.283185307179586 * u2));
-      if (i + 1 < p->count) buf[i + 1] = p->ones ? 1.0f : (float)(rad * sin(6.283185307179586 * u2));
-    }
+    uint64_t st = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t + 1));
+    if (p->ones)
+      for (size_t i = 0; i < p->count; i++) buf[i] = 1.0f;
+    else
+      orx_fill_normal(buf, p->count, 0.02, &st); /* std 0.02, as the model's init */
     s = ORX_OP(be, copy, a->params + p->offset, buf, p->count * sizeof(float), ORX_COPY_H2D);
   }
   orx_host_free(a->ctx, buf);

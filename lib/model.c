@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model_impl.h"
+#include "util.h"
 
 void onerec_model_free(onerec_model *m);
 
@@ -45,19 +46,6 @@ onerec_status orx_model_alloc(onerec_context *ctx, const onerec_model_config *cf
   return ONEREC_OK;
 }
 
-/* splitmix64: seeds one independent stream per parameter tensor, so a tensor's initial values
- * depend only on (seed, its position in the table), never on chunking. */
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *x) { /* (0, 1] */
-  return ((double)(splitmix(x) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
-
 /* Fills the parameters through a host staging buffer (the device may not be the host). */
 static onerec_status init_params(onerec_model *m, uint64_t seed) {
   orx_backend *be = &m->ctx->be;
@@ -72,17 +60,10 @@ static onerec_status init_params(onerec_model *m, uint64_t seed) {
     uint64_t st = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(t + 1));
     for (size_t done = 0; !s && done < p->count; done += CHUNK) {
       size_t n = p->count - done < CHUNK ? p->count - done : CHUNK;
-      for (size_t i = 0; i < n; i += 2) {
-        if (p->init == ORX_INIT_ONES) {
-          buf[i] = 1.0f;
-          if (i + 1 < n) buf[i + 1] = 1.0f;
-          continue;
-        }
-        /* Box-Muller: two normals per pair of uniforms */
-        double r = sqrt(-2.0 * log(uniform01(&st))), a = 6.283185307179586 * uniform01(&st);
-        buf[i] = (float)(std * r * cos(a));
-        if (i + 1 < n) buf[i + 1] = (float)(std * r * sin(a));
-      }
+      if (p->init == ORX_INIT_ONES)
+        for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
+      else
+        orx_fill_normal(buf, n, std, &st); /* one stream per tensor: (seed, table position) */
       s = ORX_OP(be, copy, m->params + p->offset + done, buf, n * sizeof(float), ORX_COPY_H2D);
     }
   }

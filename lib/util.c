@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <math.h>
+
 int orx_cmp_i64(const void *a, const void *b) {
   const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
@@ -33,4 +35,23 @@ int orx_parse_u63(const char *p, const char *e, int64_t *v) {
   }
   *v = x;
   return 0;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *x) { /* (0, 1] */
+  return ((double)(splitmix(x) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+}
+
+void orx_fill_normal(float *x, size_t n, double std, uint64_t *state) {
+  for (size_t i = 0; i < n; i += 2) {
+    double r = sqrt(-2.0 * log(uniform01(state))), a = 6.283185307179586 * uniform01(state);
+    x[i] = (float)(std * r * cos(a));
+    if (i + 1 < n) x[i + 1] = (float)(std * r * sin(a));
+  }
 }

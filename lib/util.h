@@ -1,7 +1,9 @@
-/* Small helpers shared across lib/: qsort comparators, binary search, strict integer parsing. */
+/* Small helpers shared across lib/: qsort comparators, binary search, strict integer parsing,
+ * normal draws for weight initialisation. */
 #ifndef ORX_UTIL_H
 #define ORX_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* qsort comparators for ascending int64_t / int32_t arrays. */
@@ -14,5 +16,10 @@ int64_t orx_find_sorted_i64(const int64_t *a, int64_t n, int64_t v);
 /* Parses the characters [p, e) as a non-negative decimal integer (digits only, no sign, no
  * spaces). Returns 0 on success, -1 if it is not such a number, -2 if it overflows int64_t. */
 int orx_parse_u63(const char *p, const char *e, int64_t *v);
+
+/* Fills x[0..n) with N(0, std^2) draws: Box-Muller, two normals per pair of splitmix64 uniforms
+ * in (0, 1] taken from the stream *state. Calls with even n continue the stream seamlessly, so
+ * initial weights do not depend on how a tensor is chunked. */
+void orx_fill_normal(float *x, size_t n, double std, uint64_t *state);
 
 #endif
