@@ -347,23 +347,10 @@ static onerec_status infonce(orx_aligner *a, int64_t B, int grad, double *loss) 
   const float sc = 1.0f / ((float)D * c->temperature);
   const float *ya = a->y, *yb = a->y + B * D;
   float *l1 = a->logits, *l2 = a->logits + B * B, *d1 = a->dlogits, *d2 = a->dlogits + B * B;
-  orx_matmul_args m = {0};
-  m.batch = 1;
-  m.m = m.n = B;
-  m.k = D;
-  m.lda = m.ldb = D;
-  m.ldc = B;
-  m.alpha = sc;
-  m.dtype = ONEREC_F32;
-  m.trans_b = 1;
-  m.a = ya;
-  m.b = yb;
-  m.c = l1;
-  onerec_status s = ORX_OP(be, matmul, &m);
-  m.a = yb;
-  m.b = ya;
-  m.c = l2;
-  if (!s) s = ORX_OP(be, matmul, &m);
+  /* l2 = l1^T: a second small product (B x B x D) instead of a transpose op the table lacks */
+  onerec_status s = orx_mm(be, 0, 1, B, B, D, ya, D, yb, D, l1, B, 0.0f);
+  if (!s) s = orx_mm(be, 0, 1, B, B, D, yb, D, ya, D, l2, B, 0.0f);
+  if (!s) s = ORX_OP(be, scale, a->logits, sc, 2 * B * B);
   const float gs = 0.5f / (float)B;
   if (!s)
     s = ORX_OP(be, cross_entropy, a->rowloss, grad ? d1 : NULL, l1, a->targets, B, B, -1, gs);

@@ -57,6 +57,17 @@ static uint64_t mix(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
+/* Fisher-Yates over the pairs (a[k], b[k]), k < n, moving both halves together. */
+static void shuffle_pairs(int64_t *a, int64_t *b, int64_t n, uint64_t *rs) {
+  for (int64_t k = n - 1; k > 0; k--) {
+    int64_t j = (int64_t)(mix(rs) % (uint64_t)(k + 1)), ta = a[k], tb = b[k];
+    a[k] = a[j];
+    b[k] = b[j];
+    a[j] = ta;
+    b[j] = tb;
+  }
+}
+
 /* Parses "256,128" into widths; returns the count (0 on a bad list). */
 static int parse_split(const char *s, int64_t *w, int max) {
   int n = 0;
@@ -242,14 +253,7 @@ int cmd_align(int argc, char **argv) {
   }
   /* shuffle once; the last 1% (at least one batch) is the validation set */
   uint64_t rs = (uint64_t)seed * 0x2545F4914F6CDD1Dull + 1;
-  for (int64_t k = kept - 1; k > 0; k--) {
-    int64_t j = (int64_t)(mix(&rs) % (uint64_t)(k + 1));
-    int64_t t0 = pf[k], t1 = ps[k];
-    pf[k] = pf[j];
-    ps[k] = ps[j];
-    pf[j] = t0;
-    ps[j] = t1;
-  }
+  shuffle_pairs(pf, ps, kept, &rs);
   int64_t n_val = kept / 100 > batch ? kept / 100 : batch, n_train = kept - n_val;
   ONEREC_OPTS(onerec_aligner_config, ac, .in_dim = (int32_t)width, .tokens = nt,
               .queries = (int32_t)queries, .layers = (int32_t)layers, .d_model = (int32_t)d_model,
@@ -270,15 +274,7 @@ int cmd_align(int argc, char **argv) {
   int64_t step = 0;
   for (; step < total && now_s() - t0 < budget; step++) {
     int64_t pos = step % per_epoch;
-    if (pos == 0 && step > 0) /* reshuffle the training pairs each epoch */
-      for (int64_t k = n_train - 1; k > 0; k--) {
-        int64_t j = (int64_t)(mix(&rs) % (uint64_t)(k + 1));
-        int64_t t1 = pf[k], t2 = ps[k];
-        pf[k] = pf[j];
-        ps[k] = ps[j];
-        pf[j] = t1;
-        ps[j] = t2;
-      }
+    if (pos == 0 && step > 0) shuffle_pairs(pf, ps, n_train, &rs); /* each epoch anew */
     float loss = 0.0f;
     if ((s = onerec_aligner_step(al, tok, mask, n, pf + pos * batch, ps + pos * batch, batch,
                                  &loss))) {
