@@ -54,23 +54,6 @@ static void test_bad_usage(void **state) {
   assert_non_null(strstr(out, onerec_version()));
 }
 
-static double json_num(const char *s, const char *key) {
-  char k[64];
-  snprintf(k, sizeof k, "\"%s\":", key);
-  const char *p = strstr(s, k);
-  if (!p) fail_msg("no %s in %s", key, s);
-  return atof(p + strlen(k));
-}
-
-static int read_file(const char *path, char *buf, size_t len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  int n = (int)fread(buf, 1, len - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-  return n;
-}
-
 /* `data synth` writes a deterministic Beauty-format data set the readers accept; `features
  * beauty` and `align` run on it, the aligned vectors beat the chance loss on held-out pairs and
  * `tokenizer fit` reads them. */
@@ -86,12 +69,12 @@ static void test_synth_align(void **state) {
   char p1[256], p2[256];
   snprintf(p1, sizeof p1, "%s/s1/Beauty.txt", dir);
   snprintf(p2, sizeof p2, "%s/s2/Beauty.txt", dir);
-  int n1 = read_file(p1, a, sizeof a), n2 = read_file(p2, b, sizeof b);
+  int n1 = tu_read_file(p1, a, sizeof a), n2 = tu_read_file(p2, b, sizeof b);
   assert_true(n1 > 1000 && n1 == n2);
   assert_string_equal(a, b); /* deterministic for a seed */
   snprintf(cmd, sizeof cmd, "data stats --data %s/s1 --dataset beauty --json", dir);
   assert_int_equal(run_cli(cmd, out, sizeof out), 0);
-  assert_int_equal((int)json_num(out, "users"), 300);
+  assert_int_equal((int)tu_json_num(out, "users"), 300);
   snprintf(cmd, sizeof cmd, "data synth --out %s/s3 --topics 1", dir);
   assert_int_equal(run_cli(cmd, out, sizeof out), 2);
   snprintf(cmd, sizeof cmd, "features beauty %s/s1 --out %s/f.h5 --json", dir, dir);
@@ -102,14 +85,14 @@ static void test_synth_align(void **state) {
            "--model-out %s/aligner.h5 --json",
            dir, dir, dir, dir);
   assert_int_equal(run_cli(cmd, out, sizeof out), 0);
-  assert_int_equal((int)json_num(out, "dim"), 32);
-  assert_true(json_num(out, "heldout_loss") < 0.9 * json_num(out, "chance_loss"));
+  assert_int_equal((int)tu_json_num(out, "dim"), 32);
+  assert_true(tu_json_num(out, "heldout_loss") < 0.9 * tu_json_num(out, "chance_loss"));
   snprintf(cmd, sizeof cmd,
            "tokenizer fit --features %s/al.h5 --levels 2 --codes 16 --seed 1 --out %s/t.h5 "
            "--catalog %s/c.h5 --json",
            dir, dir, dir);
   assert_int_equal(run_cli(cmd, out, sizeof out), 0);
-  assert_true(json_num(out, "items") == 96);
+  assert_true(tu_json_num(out, "items") == 96);
   /* a split that does not cover the features */
   snprintf(cmd, sizeof cmd,
            "align --features %s/f.h5 --data %s/s1 --dataset beauty --out %s/x.h5 --split 100,100",

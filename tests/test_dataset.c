@@ -635,14 +635,6 @@ static int run_cli(const char *args, char *out, size_t len) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static double json_num(const char *out, const char *key) {
-  char k[64];
-  snprintf(k, sizeof k, "\"%s\":", key);
-  const char *p = strstr(out, k);
-  if (!p) fail_msg("'%s' lacks %s", out, k);
-  return strtod(p + strlen(k), NULL);
-}
-
 /* `onerec data stats` and the popularity baseline on a toy whose numbers are worked by hand. */
 static void test_cli_data(void **state) {
   (void)state;
@@ -656,28 +648,28 @@ static void test_cli_data(void **state) {
   char args[256], out[4096];
   snprintf(args, sizeof args, "data stats --data %s --dataset beauty --json", t.path);
   assert_int_equal(run_cli(args, out, sizeof out), 0);
-  assert_true(json_num(out, "users") == 3);
-  assert_true(json_num(out, "items") == 7);
-  assert_true(json_num(out, "interactions") == 12);
-  assert_true(json_num(out, "train_samples") == 3);
-  assert_true(json_num(out, "valid_samples") == 3);
-  assert_true(json_num(out, "test_samples") == 3);
+  assert_true(tu_json_num(out, "users") == 3);
+  assert_true(tu_json_num(out, "items") == 7);
+  assert_true(tu_json_num(out, "interactions") == 12);
+  assert_true(tu_json_num(out, "train_samples") == 3);
+  assert_true(tu_json_num(out, "valid_samples") == 3);
+  assert_true(tu_json_num(out, "test_samples") == 3);
   /* training popularity: items 1 and 2 three times each, the rest never; ranking 1 2 3 4 5 6 7.
    * Test targets 4, 6, 2 sit at ranks 3, 5, 1. */
   snprintf(args, sizeof args, "data baseline --data %s --dataset beauty --json", t.path);
   assert_int_equal(run_cli(args, out, sizeof out), 0);
   const double l3 = 1 / log2(3.0), l5 = 1 / log2(5.0), l7 = 1 / log2(7.0);
-  assert_true(fabs(json_num(out, "recall@5") - 2.0 / 3) < 1e-6);
-  assert_true(fabs(json_num(out, "ndcg@5") - (l5 + l3) / 3) < 1e-6);
-  assert_true(fabs(json_num(out, "recall@10") - 1.0) < 1e-6);
-  assert_true(fabs(json_num(out, "ndcg@10") - (l5 + l7 + l3) / 3) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "recall@5") - 2.0 / 3) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "ndcg@5") - (l5 + l3) / 3) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "recall@10") - 1.0) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "ndcg@10") - (l5 + l7 + l3) / 3) < 1e-6);
   /* without the items a user has: 4 first for user 1; 3 4 6 for user 2; user 3's target 2 is
    * in its history but a target is never excluded: rank 0 */
   snprintf(args, sizeof args,
            "data baseline --data %s --dataset beauty --exclude-history --json", t.path);
   assert_int_equal(run_cli(args, out, sizeof out), 0);
-  assert_true(fabs(json_num(out, "recall@5") - 1.0) < 1e-6);
-  assert_true(fabs(json_num(out, "ndcg@5") - (1 + 0.5 + 1) / 3) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "recall@5") - 1.0) < 1e-6);
+  assert_true(fabs(tu_json_num(out, "ndcg@5") - (1 + 0.5 + 1) / 3) < 1e-6);
   /* errors: exit status 1 for bad data, 2 for bad usage */
   snprintf(args, sizeof args, "data stats --data %s/none --dataset beauty", t.path);
   assert_int_equal(run_cli(args, out, sizeof out), 1);

@@ -67,6 +67,26 @@ static inline void tu_assert_close(const float *a, const float *b, size_t n, flo
              (double)a[worst], (double)b[worst], rtol, atol);
 }
 
+/* The number after "key": in the JSON text s (the CLI's output); fails the test without it. */
+static inline double tu_json_num(const char *s, const char *key) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":", key);
+  const char *p = strstr(s, k);
+  if (!p) fail_msg("no %s in %s", k, s);
+  return strtod(p + strlen(k), NULL);
+}
+
+/* Reads at most len - 1 bytes of the file at path into buf and NUL-terminates them; returns
+ * the bytes read, or -1 when it cannot be opened. */
+static inline int tu_read_file(const char *path, char *buf, size_t len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  int n = (int)fread(buf, 1, len - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return n;
+}
+
 /* A CPU context with `threads` threads (tests of the op kernels run through its backend). */
 static inline onerec_context *tu_cpu_context(int threads) {
   ONEREC_OPTS(onerec_context_opts, o, .backend = "cpu", .threads = threads, .seed = 1);
