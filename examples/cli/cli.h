@@ -22,6 +22,12 @@ int cmd_eval(int argc, char **argv);
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);
 
+/* Small text files written atomically: cli_atomic_open opens path's sibling path.tmp (its
+ * name into tmp, len bytes) for the caller to write; cli_atomic_commit closes it and renames
+ * it over path, or removes it. Both print what failed; open returns NULL, commit 1. */
+FILE *cli_atomic_open(const char *path, char *tmp, size_t len);
+int cli_atomic_commit(FILE *f, const char *tmp, const char *path);
+
 /* Prints "onerec: <what>: <status name>: <last error>" to stderr; returns exit status 1. */
 int cli_fail(const char *what, onerec_status s);
 

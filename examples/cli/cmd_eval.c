@@ -208,12 +208,8 @@ int cli_run_info_write(const char *dir, const char *data, const char *dataset,
     fprintf(stderr, "onerec: paths with control characters are not recorded in %s\n", p);
     return 0;
   }
-  snprintf(t, sizeof t, "%s.tmp", p);
-  FILE *f = fopen(t, "w");
-  if (!f) {
-    fprintf(stderr, "onerec: cannot write %s\n", t);
-    return 1;
-  }
+  FILE *f = cli_atomic_open(p, t, sizeof t);
+  if (!f) return 1;
   fputs("{\"data\":", f);
   cli_json_string(f, ad);
   fputs(",\"dataset\":", f);
@@ -221,12 +217,7 @@ int cli_run_info_write(const char *dir, const char *data, const char *dataset,
   fputs(",\"catalog\":", f);
   cli_json_string(f, ac);
   fputs("}\n", f);
-  if (fclose(f) || rename(t, p)) {
-    remove(t);
-    fprintf(stderr, "onerec: cannot write %s\n", p);
-    return 1;
-  }
-  return 0;
+  return cli_atomic_commit(f, t, p);
 }
 
 /* The JSON string value of "key" in s (as cli_json_string wrote it) into out. */

@@ -62,17 +62,10 @@ static double best_read(const char *dir) {
 static int best_write(const char *dir, double recall10, long long step) {
   char p[4200], t[4300];
   snprintf(p, sizeof p, "%s/best.json", dir);
-  snprintf(t, sizeof t, "%s.tmp", p);
-  FILE *f = fopen(t, "w");
+  FILE *f = cli_atomic_open(p, t, sizeof t);
   if (!f) return 1;
-  int bad = fprintf(f, "{\"recall@10\":%.6f,\"step\":%lld}\n", recall10, step) < 0;
-  bad |= fclose(f) != 0;
-  if (bad || rename(t, p)) {
-    remove(t);
-    fprintf(stderr, "onerec train: cannot write %s\n", p);
-    return 1;
-  }
-  return 0;
+  fprintf(f, "{\"recall@10\":%.6f,\"step\":%lld}\n", recall10, step);
+  return cli_atomic_commit(f, t, p);
 }
 
 static double now_s(void) {

@@ -41,6 +41,24 @@ void cli_json_string(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+FILE *cli_atomic_open(const char *path, char *tmp, size_t len) {
+  snprintf(tmp, len, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) fprintf(stderr, "onerec: cannot write %s\n", tmp);
+  return f;
+}
+
+int cli_atomic_commit(FILE *f, const char *tmp, const char *path) {
+  int bad = ferror(f) != 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path)) {
+    remove(tmp);
+    fprintf(stderr, "onerec: cannot write %s\n", path);
+    return 1;
+  }
+  return 0;
+}
+
 int cli_fail(const char *what, onerec_status s) {
   fprintf(stderr, "onerec: %s: %s: %s\n", what, onerec_status_str(s), onerec_last_error());
   return 1;
