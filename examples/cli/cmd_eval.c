@@ -126,7 +126,15 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
   items = malloc((size_t)EB * 10 * sizeof *items);
   if (!items) goto done;
   int64_t n = onerec_samples_count(smp);
-  if (max_users > 0 && max_users < n) n = max_users;
+  if (max_users > 0 && max_users < n) {
+    /* users are not in random order in the files (on Beauty the last ones are far easier than
+     * the first), so a subset is a fixed random draw, the same at every evaluation */
+    if ((s = onerec_samples_shuffle(smp, 20261129u))) {
+      cli_fail("eval subset", s);
+      goto done;
+    }
+    n = max_users;
+  }
   double last = t0;
   for (int64_t first = 0; first < n; first += EB) {
     int64_t cnt = n - first < EB ? n - first : EB;
@@ -182,8 +190,8 @@ static void eval_usage(FILE *f) {
           "usage: onerec eval --model M.h5 --catalog C.h5 --data DIR --dataset beauty|ml-100k|h5\n"
           "                   [--split valid|test] [--beam 20] [--users N] [--threads T] [--json]\n"
           "  full-ranking Recall@5/10 and NDCG@5/10 of a constrained beam search over the\n"
-          "  catalogue, one target per user (leave-one-out); --users N evaluates only the\n"
-          "  first N users of the split (the JSON says subset:true); progress on stderr.\n"
+          "  catalogue, one target per user (leave-one-out); --users N evaluates a fixed\n"
+          "  random subset of N users of the split (the JSON says subset:true); progress on stderr.\n"
           "  --catalog/--data/--dataset default to what `onerec train` recorded in run.json\n"
           "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
 }

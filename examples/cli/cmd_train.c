@@ -41,7 +41,7 @@ static void train_usage(FILE *f) {
           "  --snapshots: also save the model of every evaluation as DIR/step<N>.h5 (for\n"
           "  curves). Time spent evaluating does not count against --minutes.\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
-          "  on the first --eval-users validation users, one JSON line each on stdout; DIR/\n"
+          "  on a fixed random subset of --eval-users validation users, one JSON line each on stdout; DIR/\n"
           "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
 }
 
