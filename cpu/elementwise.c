@@ -95,6 +95,7 @@ onerec_status orx_cpu_scale(orx_backend *be, float *x, float alpha, int64_t n) {
 
 /* ---- dropout: the mask is recomputed from (seed, index), never stored ---- */
 typedef struct drop_job {
+  const orx_simd *simd;
   float *x;
   int64_t n;
   uint32_t thr;
@@ -105,8 +106,7 @@ typedef struct drop_job {
 static void drop_range(void *arg, int64_t b, int64_t e) {
   const drop_job *j = arg;
   int64_t i0 = b * SPAN, i1 = e * SPAN < j->n ? e * SPAN : j->n;
-  for (int64_t i = i0; i < i1; i++)
-    j->x[i] = orx_drop_bits(j->seed, (uint64_t)i) >= j->thr ? j->x[i] * j->keep_scale : 0.0f;
+  if (i1 > i0) j->simd->dropout(j->x + i0, i1 - i0, (uint64_t)i0, j->seed, j->thr, j->keep_scale);
 }
 
 onerec_status orx_cpu_dropout(orx_backend *be, float *x, int64_t n, float p, uint64_t seed) {
@@ -117,7 +117,7 @@ onerec_status orx_cpu_dropout(orx_backend *be, float *x, int64_t n, float p, uin
   if (n == 0 || p == 0.0f) return ONEREC_OK;
   if (!x) return ORX_CPU_FAIL(be, ONEREC_ERR_INVALID_ARGUMENT, "dropout: NULL buffer");
   orx_cpu *cpu = orx_cpu_of(be);
-  drop_job j = {x, n, orx_drop_threshold(p), 1.0f / (1.0f - p), seed};
+  drop_job j = {cpu->simd, x, n, orx_drop_threshold(p), 1.0f / (1.0f - p), seed};
   orx_cpu_parallel(cpu, (n + SPAN - 1) / SPAN, SPAN, drop_range, &j);
   return ONEREC_OK;
 }

@@ -59,6 +59,11 @@ typedef struct orx_simd {
   double (*sum_squares)(const float *x, int64_t n);
   /* One AdamW step over n parameters (lib/backend.h's formula). */
   void (*adamw)(float *p, const float *g, float *m, float *v, int64_t n, const orx_simd_adamw *h);
+  /* Dropout of x[0..n) as elements first.. of one mask: x[i] is kept (times keep_scale) when
+   * orx_drop_bits(seed, first + i) >= thr, else zeroed (lib/dropout_hash.h; the same bits on every
+   * ISA and on the GPU). */
+  void (*dropout)(float *x, int64_t n, uint64_t first, uint64_t seed, uint32_t thr,
+                  float keep_scale);
   /* bf16 <-> f32: round to nearest even, NaN stays NaN (quiet) */
   void (*f32_to_bf16)(uint16_t *dst, const float *src, int64_t n);
   void (*bf16_to_f32)(float *dst, const uint16_t *src, int64_t n);

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "simd.h"
+#include "../lib/dropout_hash.h"
 
 static const char *const k_isas[] = {"avx512", "avx2", "scalar"};
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -58,6 +59,17 @@ static void compare_tables(const orx_simd *t, int64_t n, int misalign, uint64_t 
   memcpy(a1, x, sz), memcpy(a2, x, sz);
   t->scale(a1, n, -0.3f), s->scale(a2, n, -0.3f);
   same(a1, a2, sz, isa, "scale", n); /* one rounding either way */
+
+  /* dropout: exactly the mask of lib/dropout_hash.h (which CUDA shares), from any offset */
+  memcpy(a1, x, sz);
+  t->dropout(a1, n, 1000 + (uint64_t)n, seed, orx_drop_threshold(0.3f), 1.0f / 0.7f);
+  for (int64_t i = 0; i < n; i++) {
+    float want = orx_drop_bits(seed, 1000 + (uint64_t)n + (uint64_t)i) >= orx_drop_threshold(0.3f)
+                     ? x[i] * (1.0f / 0.7f)
+                     : 0.0f;
+    a2[i] = want;
+  }
+  same(a1, a2, sz, isa, "dropout", n);
 
   memcpy(a1, y, sz), memcpy(a2, y, sz);
   t->axpy(a1, x, n, 0.7f), s->axpy(a2, x, n, 0.7f);
