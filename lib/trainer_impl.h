@@ -7,23 +7,36 @@
 #include "model_impl.h"
 #include "onerec/train.h"
 
+/* One data-parallel shard of a micro-batch: its own training session and backward scratch, and,
+ * when there are several shards, its own single-context thread pool and gradient buffer. */
+typedef struct orx_shard {
+  onerec_context *ctx; /* own CPU context (shards > 1), NULL: the model's */
+  onerec_session *s;   /* training session (every layer's activations kept) */
+  void *scratch;       /* device: backward scratch */
+  void *host_scratch;
+  orx_bwd b;           /* b.g: the trainer's gradient (shard 0) or the shard's own */
+  int64_t *offsets;    /* host, 3 x (max_batch + 1): a slice's offsets, rebased to 0 */
+} orx_shard;
+
 struct onerec_trainer {
   onerec_model *m;
   onerec_context *ctx;
   orx_backend *be;
   onerec_trainer_opts o;
-  onerec_session *s; /* training session (every layer's activations kept) */
+  int shards;
+  orx_shard *sh;                 /* o.shards of them */
+  onerec_session *s;             /* shard 0's session (its MoE load feeds the bias update) */
   float *grad, *adam_m, *adam_v; /* device, m->n_params floats each */
-  void *scratch;                 /* device: backward scratch */
-  void *host_scratch;
-  orx_bwd b;
+  orx_bwd b;                     /* shard 0's backward scratch */
   int64_t step, micro, samples;
   float loss, lr_dense, lr_sparse;
   double grad_norm;
 };
 
 /* Forward + backward of one micro-batch, accumulating gradients scaled by grad_scale / (rows
- * x levels) into t->grad; *loss = the micro-batch's mean loss. */
+ * x levels) into t->grad; *loss = the micro-batch's mean loss. With o.shards > 1 the rows are
+ * split into that many contiguous slices run on parallel threads, whose gradients are added to
+ * t->grad in shard order (the result depends on the shard count, never on the thread count). */
 onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_batch *u,
                                            const int32_t *codes, float grad_scale,
                                            double *loss);

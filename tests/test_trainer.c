@@ -413,6 +413,66 @@ static void test_threads_identical(void **state) {
   onerec_context_free(c2);
 }
 
+/* Data-parallel shards: the summed gradient of 2 slices is the whole batch's (within float
+ * rounding), MoE loads of every slice reach the bias update, a batch smaller than the shard count
+ * works, and the result does not depend on the thread count (parallel or one after another). */
+static void test_shards(void **state) {
+  (void)state;
+  onerec_context *c1 = tu_cpu_context(1), *c2 = tu_cpu_context(2);
+  for (int moe = 0; moe < 2; moe++) {
+    onerec_model *m1 = new_model(c2, tiny_cfg(moe), 21), *m2 = new_model(c2, tiny_cfg(moe), 21);
+    ONEREC_OPTS(onerec_trainer_opts, o1, .max_batch = MAXU);
+    ONEREC_OPTS(onerec_trainer_opts, o2, .max_batch = MAXU, .shards = 2);
+    onerec_trainer *t1 = NULL, *t2 = NULL;
+    assert_ok(onerec_trainer_create(m1, &o1, &t1));
+    assert_ok(onerec_trainer_create(m2, &o2, &t2));
+    const size_t n = m1->n_params;
+    for (int nu = 1; nu <= MAXU; nu += MAXU - 1) {
+      users f;
+      onerec_user_batch u;
+      make_users(&f, &u, 0, nu, 31);
+      float *g1 = grads_of(t1, &u, f.codes), *g2 = grads_of(t2, &u, f.codes);
+      float gmax = 0.0f;
+      for (size_t i = 0; i < n; i++) gmax = fmaxf(gmax, fabsf(g1[i]));
+      assert_true(gmax > 0.0f);
+      tu_assert_close(g2, g1, n, 1e-3f, 1e-5f * gmax, "2-shard gradient");
+      free(g1);
+      free(g2);
+      if (moe) { /* every slice's routed tokens reach shard 0's count */
+        int64_t l1[16], l2[16];
+        assert_ok(onerec_session_expert_load(t1->s, l1, 16, NULL, 1));
+        assert_ok(onerec_session_expert_load(t2->s, l2, 16, NULL, 1));
+        for (int l = 0; l < 4; l++) {
+          int64_t a = 0, b = 0;
+          for (int e = 0; e < 4; e++) a += l1[l * 4 + e], b += l2[l * 4 + e];
+          assert_true(a > 0);
+          assert_int_equal(a, b);
+        }
+      }
+    }
+    onerec_trainer_free(t1);
+    onerec_trainer_free(t2);
+    onerec_model_free(m1);
+    onerec_model_free(m2);
+  }
+  /* 2 shards on 1 thread (one after another) == on 2 threads (at once), dropout included */
+  onerec_model *ma = new_model(c1, tiny_cfg(1), 22), *mb = new_model(c2, tiny_cfg(1), 22);
+  ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .shards = 2, .dropout = 0.2f,
+              .warmup_steps = 1);
+  onerec_trainer *ta = NULL, *tb = NULL;
+  assert_ok(onerec_trainer_create(ma, &o, &ta));
+  assert_ok(onerec_trainer_create(mb, &o, &tb));
+  run_steps(ta, 0, 3);
+  run_steps(tb, 0, 3);
+  assert_memory_equal(ma->params, mb->params, ma->n_params * sizeof(float));
+  onerec_trainer_free(ta);
+  onerec_trainer_free(tb);
+  onerec_model_free(ma);
+  onerec_model_free(mb);
+  onerec_context_free(c1);
+  onerec_context_free(c2);
+}
+
 /* A non-finite loss fails the step and updates nothing. */
 static void test_non_finite(void **state) {
   (void)state;
@@ -451,6 +511,11 @@ static void test_args(void **state) {
   assert_status(onerec_trainer_create(m, &bad, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_drop, .dropout = 1.0f);
   assert_status(onerec_trainer_create(m, &bad_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_trainer_opts, bad_shards, .shards = 65);
+  assert_status(onerec_trainer_create(m, &bad_shards, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(onerec_last_error(), "shards"));
+  bad_shards.shards = -1;
+  assert_status(onerec_trainer_create(m, &bad_shards, &t), ONEREC_ERR_INVALID_ARGUMENT);
   assert_null(t);
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = 2, .accum_steps = 2);
   assert_ok(onerec_trainer_create(m, &o, &t));
@@ -625,6 +690,7 @@ int main(void) {
       cmocka_unit_test(test_loss_decreases),      cmocka_unit_test(test_resume_bit_identical),
       cmocka_unit_test(test_args),              cmocka_unit_test(test_golden_step),
       cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_non_finite),
+      cmocka_unit_test(test_shards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

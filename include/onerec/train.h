@@ -49,6 +49,13 @@ typedef struct onerec_trainer_opts {
                            FFN (encoder, decoder, QFormer); MoE layers are not dropped */
   uint64_t dropout_seed; /* masks are a function of this seed, the update count, the micro-batch
                             and the layer, so a resumed run draws the same ones */
+  int32_t shards;        /* data parallelism on the CPU backend (default 1, at most 64): each
+                            micro-batch is split into this many slices of rows that run at once,
+                            each on its own thread(s) (the context's threads / shards), and their
+                            gradients are summed in slice order. Results depend on the shard
+                            count, not on the thread count; with fewer threads than shards the
+                            slices run one after another. Small GEMMs scale poorly over threads,
+                            so 2 shards of 1 thread train faster than 1 of 2 threads. */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
