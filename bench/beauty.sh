@@ -11,7 +11,8 @@
 # "ndcg@10":..} with the test metrics of the model saved at that evaluation (the curve of test
 # Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
-# ALIGN=0 (tokenize the raw features instead of the aligned ones), EVAL_EVERY (minutes between
+# ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 8),
+# EVAL_EVERY (minutes between
 # evaluations, default 5), TRAIN_ARGS (extra `onerec train` options).
 set -eu
 ONEREC=${ONEREC:-build/bin/onerec}
@@ -19,6 +20,7 @@ DATA=${1:-../shared/data/amazon}
 OUT=${2:-run/beauty}
 MINUTES=${3:-60}
 ALIGN=${ALIGN:-1}
+ALIGN_EPOCHS=${ALIGN_EPOCHS:-8}
 EVAL_EVERY=${EVAL_EVERY:-5}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 
@@ -35,7 +37,7 @@ FEATS="$OUT/features.h5"
 if [ "$ALIGN" = 1 ]; then
   step "item alignment"
   "$ONEREC" align --features "$OUT/features.h5" --data "$DATA" --dataset beauty \
-    --out "$OUT/aligned.h5" --epochs 8 --seed 1 --json >&2
+    --out "$OUT/aligned.h5" --epochs "$ALIGN_EPOCHS" --seed 1 --json >&2
   FEATS="$OUT/aligned.h5"
 fi
 step "semantic IDs (3 x 256, RQ-Kmeans, collisions resolved)"
