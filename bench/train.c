@@ -7,8 +7,10 @@
  * update), side by side with the PyTorch peer bench/train_torch.py (run in the same process tree
  * with torch.set_num_threads = our threads, same shapes, same warm-up and timing):
  *
- *   build/bench/train [--json] [--threads N] [--quick] [--no-torch] [--reps N] [--warmup N]
- *                                                                        (from the repo root)
+ *   build/bench/train [--json] [--threads N] [--shards S] [--quick] [--no-torch] [--reps N]
+ *                     [--warmup N]                                       (from the repo root)
+ *
+ * --shards S: the trainer's data-parallel shards (default 1; the torch side has none).
  *
  * Each side runs `warmup` untimed steps (default 2 here, 1 for torch), then `reps` timed ones
  * (default 5 here, 3 for torch, whose steps take ~10x longer; --reps sets both, --quick makes it
@@ -67,22 +69,23 @@ static void print_num(const char *key, double v, const char *fmt) {
 }
 
 int main(int argc, char **argv) {
-  int json = 0, threads = 2, quick = 0, torch = 1, reps_opt = 0, warm_opt = -1;
+  int json = 0, threads = 2, quick = 0, torch = 1, reps_opt = 0, warm_opt = -1, shards = 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) json = 1;
     else if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--no-torch")) torch = 0;
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--shards") && i + 1 < argc) shards = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps_opt = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm_opt = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: train [--json] [--threads N] [--quick] [--no-torch] [--reps N] "
-                      "[--warmup N]\n");
+      fprintf(stderr, "usage: train [--json] [--threads N] [--shards S] [--quick] [--no-torch] "
+                      "[--reps N] [--warmup N]\n");
       return 2;
     }
   }
-  if (threads < 1 || reps_opt < 0 || reps_opt > MAXREPS || warm_opt > MAXREPS) {
-    fprintf(stderr, "train: --threads >= 1, --reps and --warmup 0..%d\n", MAXREPS);
+  if (threads < 1 || shards < 1 || shards > 64 || reps_opt < 0 || reps_opt > MAXREPS || warm_opt > MAXREPS) {
+    fprintf(stderr, "train: --threads >= 1, --shards 1..64, --reps and --warmup 0..%d\n", MAXREPS);
     return 2;
   }
   const int reps = reps_opt > 0 ? reps_opt : quick ? 1 : 5;
@@ -108,7 +111,7 @@ int main(int argc, char **argv) {
 
   /* trainer defaults, but buffers sized for the 256 lifelong interactions given (the default
    * sizes them for the model's lifelong_max_items, 100,000 per user) */
-  ONEREC_OPTS(onerec_trainer_opts, to, .max_batch = B, .max_lifelong = NLIFE);
+  ONEREC_OPTS(onerec_trainer_opts, to, .max_batch = B, .max_lifelong = NLIFE, .shards = shards);
   onerec_trainer *tr = NULL;
   if ((st = onerec_trainer_create(m, &to, &tr))) die("trainer", st);
 
@@ -148,8 +151,9 @@ int main(int argc, char **argv) {
     print_num("onerec_median", onerec_med, "%.4g");
     print_num("torch_median", tres.med, "%.4g");
     print_num("ratio_median", ratio_med, "%.3g");
-    printf("\"threads\":%d,\"reps\":%d,\"torch_reps\":%d,\"params\":%lld,\"torch_params\":", threads,
-           reps, torch ? t_reps : 0, n_params);
+    printf("\"threads\":%d,\"shards\":%d,\"reps\":%d,\"torch_reps\":%d,\"params\":%lld,"
+           "\"torch_params\":",
+           threads, shards, reps, torch ? t_reps : 0, n_params);
     if (tres.params >= 0) printf("%lld,", tres.params);
     else printf("null,");
     printf("\"loadavg\":[%.2f,%.2f,%.2f]}\n", load0, load_mid, load1);

@@ -129,7 +129,7 @@ static onerec_status shard_create(onerec_trainer *t, orx_shard *sh, int k) {
   if (t->shards > 1) {
     int th = t->ctx->threads / t->shards;
     ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = th > 0 ? th : 1,
-                .seed = t->ctx->seed, .log_fn = t->ctx->log_fn, .log_user = t->ctx->log_user,
+                .device = t->ctx->device, .seed = t->ctx->seed, .log_fn = t->ctx->log_fn, .log_user = t->ctx->log_user,
                 .log_level = t->ctx->log_level, .allocator = &t->ctx->alloc);
     if ((st = onerec_context_create(&co, &sh->ctx))) return st;
     ctx = sh->ctx;
@@ -148,9 +148,9 @@ static onerec_status shard_create(onerec_trainer *t, orx_shard *sh, int k) {
   if (!sh->scratch || !sh->host_scratch || !sh->offsets || !g) {
     if (g && g != t->grad) be->ops->free(be, g);
     return orx_fail(ONEREC_ERR_OUT_OF_MEMORY,
-                    "%s: cannot allocate %zu bytes of backward scratch for shard %d (lower "
+                    "%s: cannot allocate %zu bytes of backward scratch%s for shard %d (lower "
                     "max_batch)",
-                    fn, db, k);
+                    fn, db, k > 0 ? " and a gradient buffer" : "", k);
   }
   L.dev = (orx_arena){sh->scratch, 0};
   L.host = (orx_arena){sh->host_scratch, 0};
@@ -305,7 +305,7 @@ typedef struct shard_job {
   float scale;
   double loss;
   onerec_status st;
-  char msg[512]; /* the failing thread's last error (messages are per thread) */
+  char msg[1024]; /* the failing thread's last error (messages are per thread) */
 } shard_job;
 
 static void *shard_run(void *arg) {
@@ -321,6 +321,11 @@ static void *shard_run(void *arg) {
 
 /* Rows r0..r0+rows-1 of u, each sequence pathway's offsets rebased into buf (3 x (rows + 1)). The
  * whole batch's offsets were checked first, so the slices' pointers stay inside the arrays. */
+/* Whether the model reads sequence pathway p (short-term, positive, lifelong). */
+static int uses_pathway(const onerec_model_config *c, int p) {
+  return p == 0 ? c->use_short : p == 1 ? c->use_positive : c->use_lifelong;
+}
+
 static onerec_user_batch slice_users(const onerec_model *m, const onerec_user_batch *u,
                                      int64_t r0, int64_t rows, int64_t *buf) {
   const onerec_model_config *c = &m->cfg;
@@ -331,7 +336,7 @@ static onerec_user_batch slice_users(const onerec_model *m, const onerec_user_ba
   const onerec_seq_input *in[3] = {&u->short_term, &u->positive, &u->lifelong};
   onerec_seq_input *out[3] = {&v.short_term, &v.positive, &v.lifelong};
   for (int p = 0; p < 3; p++) {
-    if (!in[p]->offsets) continue;
+    if (!in[p]->offsets || !uses_pathway(c, p)) continue;
     const int64_t base = in[p]->offsets[r0];
     int64_t *off = buf + p * (rows + 1);
     for (int64_t i = 0; i <= rows; i++) off[i] = in[p]->offsets[r0 + i] - base;
@@ -359,7 +364,7 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
   if (t->shards == 1) return shard_forward_backward(t, 0, &u, codes, grad_scale, loss);
   const onerec_seq_input *in[3] = {&u.short_term, &u.positive, &u.lifelong};
   for (int p = 0; p < 3; p++) {
-    const int64_t *off = in[p]->offsets;
+    const int64_t *off = uses_pathway(&m->cfg, p) ? in[p]->offsets : NULL;
     for (int64_t i = 0; off && i < u.batch; i++)
       if (off[0] != 0 || off[i + 1] < off[i])
         return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
@@ -385,20 +390,26 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
     if (job[k].u.batch > 0 && !started[k]) shard_run(&job[k]);
   for (int k = 1; k < S; k++)
     if (started[k]) pthread_join(th[k], NULL);
+  /* the routing-bias update reads shard 0's expert load: the others' are added (and reset) */
+  const int64_t nl =
+      (m->dims.moe_enc + m->dims.moe_dec) * (m->cfg.experts > 0 ? m->cfg.experts : 1);
   double acc = 0.0;
-  for (int k = 0; k < S; k++) {
+  for (int k = 0, r0 = 0; k < S; r0 += (int)job[k].u.batch, k++) {
     if (job[k].u.batch == 0) continue;
-    if (job[k].st) return orx_fail(job[k].st, "%s", job[k].msg);
-    acc += job[k].loss * (double)job[k].u.batch;
-    if (k > 0) {
-      st = ORX_OP(t->be, axpy, t->grad, t->sh[k].b.g, 1.0f, (int64_t)m->n_params);
-      if (st) return st;
-      /* the routing-bias update reads shard 0's expert load: add the others' */
-      const int64_t nl = (m->dims.moe_enc + m->dims.moe_dec) * (m->cfg.experts > 0 ? m->cfg.experts : 1);
-      for (int64_t i = 0; i < nl; i++) {
-        t->s->moe_load[i] += t->sh[k].s->moe_load[i];
-        t->sh[k].s->moe_load[i] = 0;
-      }
+    if (!job[k].st) {
+      acc += job[k].loss * (double)job[k].u.batch;
+      if (k > 0 &&
+          (job[k].st = ORX_OP(t->be, axpy, t->grad, t->sh[k].b.g, 1.0f, (int64_t)m->n_params)))
+        snprintf(job[k].msg, sizeof job[k].msg, "%s", onerec_last_error());
+    }
+    if (job[k].st) {
+      for (int j = 1; nl && j < S; j++) memset(t->sh[j].s->moe_load, 0, (size_t)nl * sizeof(int64_t));
+      return orx_fail(job[k].st, "%s (in shard %d: rows %d..%d of the batch)", job[k].msg, k,
+                      r0, r0 + (int)job[k].u.batch - 1);
+    }
+    for (int64_t i = 0; k > 0 && i < nl; i++) {
+      t->s->moe_load[i] += t->sh[k].s->moe_load[i];
+      t->sh[k].s->moe_load[i] = 0;
     }
   }
   *loss = acc / (double)u.batch;

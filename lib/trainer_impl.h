@@ -15,7 +15,8 @@ typedef struct orx_shard {
   void *scratch;       /* device: backward scratch */
   void *host_scratch;
   orx_bwd b;           /* b.g: the trainer's gradient (shard 0) or the shard's own */
-  int64_t *offsets;    /* host, 3 x (max_batch + 1): a slice's offsets, rebased to 0 */
+  int64_t *offsets;    /* host, 3 x (rows + 1), rows = ceil(max_batch / shards): a slice's
+                          offsets, rebased to 0 */
 } orx_shard;
 
 struct onerec_trainer {

@@ -455,6 +455,29 @@ static void test_shards(void **state) {
     onerec_model_free(m1);
     onerec_model_free(m2);
   }
+  /* a bad target in the second slice: the error names it, the step updates nothing */
+  {
+    onerec_model *m = new_model(c2, tiny_cfg(1), 23);
+    ONEREC_OPTS(onerec_trainer_opts, o2, .max_batch = MAXU, .shards = 2);
+    onerec_trainer *t = NULL;
+    assert_ok(onerec_trainer_create(m, &o2, &t));
+    users f;
+    onerec_user_batch u;
+    make_users(&f, &u, 0, MAXU, 32);
+    f.codes[3 * 3 + 1] = 7; /* user 3, level 1: outside the codebook of 7 */
+    float *w0 = malloc(m->n_params * sizeof(float));
+    assert_non_null(w0);
+    memcpy(w0, m->params, m->n_params * sizeof(float));
+    assert_status(onerec_trainer_step(t, &u, f.codes, NULL), ONEREC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(onerec_last_error(), "codebook"));
+    assert_non_null(strstr(onerec_last_error(), "shard 1: rows 2..3"));
+    assert_memory_equal(w0, m->params, m->n_params * sizeof(float));
+    f.codes[3 * 3 + 1] = 1;
+    assert_ok(onerec_trainer_step(t, &u, f.codes, NULL));
+    free(w0);
+    onerec_trainer_free(t);
+    onerec_model_free(m);
+  }
   /* 2 shards on 1 thread (one after another) == on 2 threads (at once), dropout included */
   onerec_model *ma = new_model(c1, tiny_cfg(1), 22), *mb = new_model(c2, tiny_cfg(1), 22);
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .shards = 2, .dropout = 0.2f,

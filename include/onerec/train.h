@@ -55,7 +55,8 @@ typedef struct onerec_trainer_opts {
                             gradients are summed in slice order. Results depend on the shard
                             count, not on the thread count; with fewer threads than shards the
                             slices run one after another. Small GEMMs scale poorly over threads,
-                            so 2 shards of 1 thread train faster than 1 of 2 threads. */
+                            so 2 shards of 1 thread train faster than 1 of 2 threads. A resumed
+                            run continues bit for bit only with the same shard count. */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
