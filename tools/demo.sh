@@ -39,12 +39,15 @@ step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
 "$cli" tokenizer fit --features "$work/aligned.h5" --levels 3 --codes 256 --seed 1 \
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json
 
+# the settings of bench/RESULTS.md's best Beauty run (2 + 2 layers, 2 data-parallel shards,
+# dropout 0.1, lr 2e-3 with a cosine over DEMO_STEPS updates), cut to DEMO_MINUTES
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
-"$cli" train --data "$beauty" --dataset beauty --preset 0.015B --catalog "$work/catalog.h5" \
-  --minutes "${DEMO_MINUTES:-2}" --positive-len 0 --seed 1 --out "$work/run"
+"$cli" train --data "$beauty" --dataset beauty --preset 0.015B --layers 2 --shards 2 \
+  --catalog "$work/catalog.h5" --minutes "${DEMO_MINUTES:-2}" --steps "${DEMO_STEPS:-3500}" \
+  --lr 2e-3 --dropout 0.1 --positive-len 0 --seed 1 --out "$work/run"
 model="$work/run/model.h5"
 
-step "evaluation: constrained beam search (beam 20), full ranking, test split, first ${DEMO_EVAL_USERS:-2000} users"
+step "evaluation: constrained beam search (beam 20), full ranking, test split, ${DEMO_EVAL_USERS:-2000} random users"
 "$cli" eval --model "$model" --catalog "$work/catalog.h5" --data "$beauty" --dataset beauty \
   --split test --beam 20 --users "${DEMO_EVAL_USERS:-2000}" --json
 
