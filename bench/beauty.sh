@@ -12,8 +12,8 @@
 # Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
 # ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 8),
-# EVAL_EVERY (minutes between
-# evaluations, default 5), TRAIN_ARGS (extra `onerec train` options).
+# EVAL_EVERY (minutes between evaluations, default 5), TRAIN_ARGS (extra `onerec train`
+# options).
 set -eu
 ONEREC=${ONEREC:-build/bin/onerec}
 DATA=${1:-../shared/data/amazon}

@@ -84,7 +84,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (threads < 1 || shards < 1 || shards > 64 || reps_opt < 0 || reps_opt > MAXREPS || warm_opt > MAXREPS) {
+  if (threads < 1 || shards < 1 || shards > 64 || reps_opt < 0 || reps_opt > MAXREPS ||
+      warm_opt > MAXREPS) {
     fprintf(stderr, "train: --threads >= 1, --shards 1..64, --reps and --warmup 0..%d\n", MAXREPS);
     return 2;
   }

@@ -122,10 +122,7 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
   t->step = step;
   t->samples = samples;
   t->micro = 0;
-  if (m->dims.moe_enc + m->dims.moe_dec > 0)
-    for (int k = 0; k < t->shards; k++)
-      memset(t->sh[k].s->moe_load, 0,
-             (size_t)((m->dims.moe_enc + m->dims.moe_dec) * m->cfg.experts) * sizeof(int64_t));
+  orx_trainer_clear_moe_load(t);
   if (data_pos) *data_pos = (uint64_t)pos;
   return ONEREC_OK;
 }

@@ -296,6 +296,17 @@ static onerec_status shard_forward_backward(const onerec_trainer *t, int k,
   return st;
 }
 
+/* Entries of a session's MoE load table: [MoE layers, experts]. */
+static int64_t moe_load_count(const onerec_model *m) {
+  return (m->dims.moe_enc + m->dims.moe_dec) * (m->cfg.experts > 0 ? m->cfg.experts : 1);
+}
+
+void orx_trainer_clear_moe_load(onerec_trainer *t) {
+  const int64_t nl = moe_load_count(t->m);
+  for (int k = 0; nl && k < t->shards; k++)
+    memset(t->sh[k].s->moe_load, 0, (size_t)nl * sizeof(int64_t));
+}
+
 /* One shard's part of a micro-batch, run on its own thread. */
 typedef struct shard_job {
   const onerec_trainer *t;
@@ -319,12 +330,13 @@ static void *shard_run(void *arg) {
   return NULL;
 }
 
-/* Rows r0..r0+rows-1 of u, each sequence pathway's offsets rebased into buf (3 x (rows + 1)). The
- * whole batch's offsets were checked first, so the slices' pointers stay inside the arrays. */
 /* Whether the model reads sequence pathway p (short-term, positive, lifelong). */
 static int uses_pathway(const onerec_model_config *c, int p) {
   return p == 0 ? c->use_short : p == 1 ? c->use_positive : c->use_lifelong;
 }
+
+/* Rows r0..r0+rows-1 of u, each sequence pathway's offsets rebased into buf (3 x (rows + 1)). The
+ * whole batch was validated first, so the slices' pointers stay inside the arrays. */
 
 static onerec_user_batch slice_users(const onerec_model *m, const onerec_user_batch *u,
                                      int64_t r0, int64_t rows, int64_t *buf) {
@@ -362,16 +374,9 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: batch = %lld (1..max_batch = %lld)", fn,
                     (long long)u.batch, (long long)t->o.max_batch);
   if (t->shards == 1) return shard_forward_backward(t, 0, &u, codes, grad_scale, loss);
-  const onerec_seq_input *in[3] = {&u.short_term, &u.positive, &u.lifelong};
-  for (int p = 0; p < 3; p++) {
-    const int64_t *off = uses_pathway(&m->cfg, p) ? in[p]->offsets : NULL;
-    for (int64_t i = 0; off && i < u.batch; i++)
-      if (off[0] != 0 || off[i + 1] < off[i])
-        return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
-                        "%s: sequence offsets of pathway %d must start at 0 and not decrease "
-                        "(user %lld)",
-                        fn, p, (long long)i);
-  }
+  /* the encoder's own check, on the whole batch: slicing trusts the offsets, and errors name
+   * users by their place in the batch */
+  if ((st = orx_validate_users(m, &u, t->s->max_lifelong))) return st;
   /* contiguous slices, the first ones one row longer; empty shards (batch < shards) idle */
   shard_job job[64];
   pthread_t th[64];
@@ -391,8 +396,7 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
   for (int k = 1; k < S; k++)
     if (started[k]) pthread_join(th[k], NULL);
   /* the routing-bias update reads shard 0's expert load: the others' are added (and reset) */
-  const int64_t nl =
-      (m->dims.moe_enc + m->dims.moe_dec) * (m->cfg.experts > 0 ? m->cfg.experts : 1);
+  const int64_t nl = moe_load_count(m);
   double acc = 0.0;
   for (int k = 0, r0 = 0; k < S; r0 += (int)job[k].u.batch, k++) {
     if (job[k].u.batch == 0) continue;
@@ -403,7 +407,7 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
         snprintf(job[k].msg, sizeof job[k].msg, "%s", onerec_last_error());
     }
     if (job[k].st) {
-      for (int j = 1; nl && j < S; j++) memset(t->sh[j].s->moe_load, 0, (size_t)nl * sizeof(int64_t));
+      orx_trainer_clear_moe_load(t);
       return orx_fail(job[k].st, "%s (in shard %d: rows %d..%d of the batch)", job[k].msg, k,
                       r0, r0 + (int)job[k].u.batch - 1);
     }

@@ -42,6 +42,9 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
                                            const int32_t *codes, float grad_scale,
                                            double *loss);
 
+/* Zeroes every shard's MoE expert load (a failed micro-batch's or a loaded checkpoint's). */
+void orx_trainer_clear_moe_load(onerec_trainer *t);
+
 /* lib/optimizer.c: learning rate of update `step` (1-based) for peak `peak`. */
 float orx_lr_at(const onerec_trainer_opts *o, int64_t step, float peak);
 /* Whether parameter p gets weight decay (dense matrices only). */

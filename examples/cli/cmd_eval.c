@@ -191,7 +191,8 @@ static void eval_usage(FILE *f) {
           "                   [--split valid|test] [--beam 20] [--users N] [--threads T] [--json]\n"
           "  full-ranking Recall@5/10 and NDCG@5/10 of a constrained beam search over the\n"
           "  catalogue, one target per user (leave-one-out); --users N evaluates a fixed\n"
-          "  random subset of N users of the split (the JSON says subset:true); progress on stderr.\n"
+          "  random subset of N users of the split (the JSON says subset:true); progress\n"
+          "  on stderr.\n"
           "  --catalog/--data/--dataset default to what `onerec train` recorded in run.json\n"
           "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
 }

@@ -44,8 +44,9 @@ static void train_usage(FILE *f) {
           "  --snapshots: also save the model of every evaluation as DIR/step<N>.h5 (for\n"
           "  curves). Time spent evaluating does not count against --minutes.\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
-          "  on a fixed random subset of --eval-users validation users, one JSON line each on stdout; DIR/\n"
-          "  model.h5 is then the best model by Recall@10 (checkpoint.h5 the latest state)\n");
+          "  on a fixed random subset of --eval-users validation users, one JSON line each\n"
+          "  on stdout; DIR/model.h5 is then the best model by Recall@10 (checkpoint.h5 the\n"
+          "  latest state)\n");
 }
 
 /* DIR/best.json holds the best validation Recall@10 of the run whose model.h5 is in DIR, so a
