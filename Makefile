@@ -110,6 +110,8 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(STLIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -Ilib -Icpu $< -o $@ $(STLIB) $(LDFLAGS_ALL) $(TEST_LIBS) $(DEP_LIBS)
+# test_cli compiles the CLI's option parser in.
+$(BUILD)/tests/test_cli: examples/cli/cli_args.c examples/cli/cli.h
 
 # A stand-in plugin for the loader tests (tests/test_plugin.c), in a folder of its own.
 FAKE_PLUGIN_DIR := $(BUILD)/tests/fake_plugin

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "align_impl.h"
+#include "optimizer.h"
 #include "util.h"
 
 #define NORM_EPS 1e-6f /* the blocks' RMSNorm */
@@ -406,33 +407,22 @@ static onerec_status backward(orx_aligner *a, int64_t n) {
 /* Clipping at global norm 1, then AdamW per tensor. */
 static onerec_status update(orx_aligner *a) {
   const onerec_aligner_config *c = &a->cfg;
-  double ss = 0.0;
-  onerec_status s = ORX_OP(a->be, sum_squares, &ss, a->grad, (int64_t)a->n_floats);
+  double norm = 0.0;
+  float gscale = 1.0f;
+  onerec_status s = orx_clip_by_norm(a->be, "onerec_aligner_step", a->grad,
+                                     (int64_t)a->n_floats, 1.0f, 1.0f, &norm, &gscale);
   if (s) return s;
-  if (!isfinite(ss))
-    return orx_fail(ONEREC_ERR_INTERNAL, "onerec_aligner_step: non-finite gradient; update skipped");
-  const double norm = sqrt(ss);
-  const float gscale = norm > 1.0 ? (float)(1.0 / norm) : 1.0f;
   const int64_t t = a->step + 1;
   const float lr = c->warmup_steps > 0 && t < c->warmup_steps
                        ? c->lr * (float)t / (float)c->warmup_steps
                        : c->lr;
+  const orx_adamw_args base = {.param = a->params, .grad = a->grad, .m = a->adam_m,
+                               .v = a->adam_v, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                               .grad_scale = gscale, .step = t};
   for (int i = 0; !s && i < a->n_tensors; i++) {
     const orx_align_tensor *p = &a->tensors[i];
-    orx_adamw_args w = {0};
-    w.param = a->params + p->offset;
-    w.grad = a->grad + p->offset;
-    w.m = a->adam_m + p->offset;
-    w.v = a->adam_v + p->offset;
-    w.n = (int64_t)p->count;
-    w.lr = lr;
-    w.beta1 = 0.9f;
-    w.beta2 = 0.999f;
-    w.eps = 1e-8f;
-    w.weight_decay = p->decay ? c->weight_decay : 0.0f;
-    w.grad_scale = gscale;
-    w.step = t;
-    s = ORX_OP(a->be, adamw, &w);
+    s = orx_adamw_span(a->be, &base, (int64_t)p->offset, (int64_t)p->count, lr,
+                       p->decay ? c->weight_decay : 0.0f);
   }
   if (!s) a->step = t;
   return s;

@@ -1,8 +1,10 @@
 /* AdamW over the parameter table (per-tensor learning rate and weight decay), the warm-up +
  * cosine schedule, clipping by the global gradient norm, and the MoE loss-free bias update. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "optimizer.h"
 #include "trainer_impl.h"
 
 float orx_lr_at(const onerec_trainer_opts *o, int64_t step, float peak) {
@@ -54,41 +56,57 @@ static onerec_status moe_bias_update(onerec_trainer *t) {
   return ONEREC_OK;
 }
 
+onerec_status orx_clip_by_norm(orx_backend *be, const char *fn, const float *grad, int64_t n,
+                               float grad_scale, float clip, double *norm, float *scale) {
+  double ss = 0.0;
+  onerec_status st = ORX_OP(be, sum_squares, &ss, grad, n);
+  if (st) return st;
+  *norm = sqrt(ss) * grad_scale;
+  if (!isfinite(*norm))
+    return orx_fail(ONEREC_ERR_INTERNAL, "%s: non-finite gradient (update skipped)", fn);
+  *scale = grad_scale;
+  if (clip > 0.0f && *norm > clip) *scale = (float)(grad_scale * clip / *norm);
+  return ONEREC_OK;
+}
+
+onerec_status orx_adamw_span(orx_backend *be, const orx_adamw_args *base, int64_t offset,
+                             int64_t count, float lr, float wd) {
+  orx_adamw_args a = *base;
+  a.param = base->param + offset;
+  a.grad = base->grad + offset;
+  a.m = base->m + offset;
+  a.v = base->v + offset;
+  a.n = count;
+  a.lr = lr;
+  a.weight_decay = wd;
+  return ORX_OP(be, adamw, &a);
+}
+
 onerec_status orx_optimizer_update(onerec_trainer *t, float grad_scale) {
   onerec_model *m = t->m;
   orx_backend *be = t->be;
   const onerec_trainer_opts *o = &t->o;
-  double ss = 0.0;
-  onerec_status st = ORX_OP(be, sum_squares, &ss, t->grad, (int64_t)m->n_params);
+  double norm = 0.0;
+  float scale = 1.0f;
+  char fn[64];
+  snprintf(fn, sizeof fn, "onerec_trainer_step at update %lld", (long long)t->step + 1);
+  onerec_status st = orx_clip_by_norm(be, fn, t->grad, (int64_t)m->n_params,
+                                      grad_scale, o->clip_norm, &norm, &scale);
   if (st) return st;
-  double norm = sqrt(ss) * grad_scale;
-  if (!isfinite(norm))
-    return orx_fail(ONEREC_ERR_INTERNAL,
-                    "onerec_trainer_step: non-finite gradient at step %lld (update skipped)",
-                    (long long)t->step + 1);
-  float scale = grad_scale;
-  if (o->clip_norm > 0.0f && norm > o->clip_norm) scale = (float)(grad_scale * o->clip_norm / norm);
   t->grad_norm = norm;
   t->step++;
   t->lr_dense = orx_lr_at(o, t->step, o->lr_dense);
   t->lr_sparse = orx_lr_at(o, t->step, o->lr_sparse);
+  const orx_adamw_args base = {.param = m->params, .grad = t->grad, .m = t->adam_m,
+                               .v = t->adam_v, .beta1 = o->beta1, .beta2 = o->beta2,
+                               .eps = o->adam_eps, .grad_scale = scale, .step = t->step};
   for (int i = 0; i < m->n_table; i++) {
     const orx_param *p = &m->table[i];
     if (p->no_grad) continue;
-    orx_adamw_args a = {0};
-    a.param = m->params + p->offset;
-    a.grad = t->grad + p->offset;
-    a.m = t->adam_m + p->offset;
-    a.v = t->adam_v + p->offset;
-    a.n = (int64_t)p->count;
-    a.lr = p->sparse ? t->lr_sparse : t->lr_dense;
-    a.beta1 = o->beta1;
-    a.beta2 = o->beta2;
-    a.eps = o->adam_eps;
-    a.weight_decay = orx_param_decays(p) ? o->weight_decay : 0.0f;
-    a.grad_scale = scale;
-    a.step = t->step;
-    if ((st = ORX_OP(be, adamw, &a))) return st;
+    if ((st = orx_adamw_span(be, &base, (int64_t)p->offset, (int64_t)p->count,
+                             p->sparse ? t->lr_sparse : t->lr_dense,
+                             orx_param_decays(p) ? o->weight_decay : 0.0f)))
+      return st;
   }
   if (o->moe_bias_rate > 0.0f) return moe_bias_update(t);
   if (m->dims.moe_enc + m->dims.moe_dec > 0)

@@ -19,6 +19,62 @@ int cmd_recommend(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
+/* ---- options (cli_args.c): one table-driven parser for every command ----
+ *
+ * A command lists its options in a table and calls cli_parse once:
+ *
+ *   long long steps = 0;  double lr = 1e-3;  const char *out = "run";  int json = 0;
+ *   const cli_opt opts[] = {CLI_INT("--steps", &steps, 1, CLI_INT_MAX),
+ *                           CLI_REAL("--lr", &lr, 0.0, INFINITY, CLI_OPEN_LO),
+ *                           CLI_STR("--out", &out), CLI_FLAG("--json", &json)};
+ *   int rc = cli_parse("train", argc, argv, opts, CLI_COUNT(opts), usage, NULL, 0);
+ *   if (rc != CLI_PARSED) return rc;
+ *
+ * argv[0] is the command's own word and is skipped. Every option but a flag takes the next
+ * argument as its value, even one starting with '-' ("--max-train -1"); a later occurrence
+ * overrides an earlier one; an option not given leaves its variable alone (its default).
+ * Integers are base-10 strtoll with nothing after the digits, reals strtod with nothing after
+ * the number and finite; both must then lie in the option's range. Otherwise a message such as
+ * "onerec train: --steps: 'abc' is not an integer" or "... '0' is out of range 1..64" goes to
+ * stderr and the status is 2. -h / --help prints usage to stdout (status 0); an unknown
+ * option, a missing value or a stray argument prints a message and usage to stderr (status 2).
+ * Arguments not starting with '-' fill the positional slots pos[0..n_pos) in order. Choices
+ * among words (--split test|valid) are strings that the command checks after parsing; so are
+ * conditions joining several options (k <= beam). */
+typedef enum cli_kind { CLI_KIND_STR, CLI_KIND_INT, CLI_KIND_REAL, CLI_KIND_FLAG } cli_kind;
+
+/* CLI_REAL's `open`: leave out the lower and/or upper bound, as in (0, 1] or [0, 1). */
+enum { CLI_OPEN_LO = 1, CLI_OPEN_HI = 2 };
+
+typedef struct cli_opt {
+  const char *name; /* "--steps", "-k" */
+  cli_kind kind;
+  const char **str; /* the destination, by kind */
+  long long *i;
+  double *r;
+  int *flag;            /* set to 1 when given */
+  long long imin, imax; /* integers: accepted range, inclusive */
+  double rmin, rmax;    /* reals: accepted range, inclusive unless `open` says otherwise */
+  int open;
+} cli_opt;
+
+/* Bounds meaning "no limit": the whole long long range; -INFINITY / INFINITY for reals. */
+#define CLI_INT_MIN (-0x7fffffffffffffffLL - 1)
+#define CLI_INT_MAX 0x7fffffffffffffffLL
+#define CLI_STR(n, p) {.name = (n), .kind = CLI_KIND_STR, .str = (p)}
+#define CLI_FLAG(n, p) {.name = (n), .kind = CLI_KIND_FLAG, .flag = (p)}
+#define CLI_INT(n, p, lo, hi) \
+  {.name = (n), .kind = CLI_KIND_INT, .i = (p), .imin = (lo), .imax = (hi)}
+#define CLI_REAL(n, p, lo, hi, op) \
+  {.name = (n), .kind = CLI_KIND_REAL, .r = (p), .rmin = (lo), .rmax = (hi), .open = (op)}
+#define CLI_COUNT(a) (sizeof(a) / sizeof *(a))
+
+/* What cli_parse returns when the command should go on; any other value is the exit status
+ * (0 after --help, 2 after a message). cmd names the command in messages ("data stats"). */
+#define CLI_PARSED (-1)
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, size_t n_opts,
+              void (*usage)(FILE *), const char **pos, int n_pos);
+
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);
 

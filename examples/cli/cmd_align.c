@@ -89,51 +89,37 @@ int cmd_align(int argc, char **argv) {
   double epochs = 2.0, minutes = 0.0, lr = 1e-3, temperature = 0.07;
   long long batch = 256, d_model = 64, queries = 4, layers = 4, heads = 4, seed = 1, threads = 0;
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      align_usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "--json")) {
-      json = 1;
-      continue;
-    }
-    if (!v) {
-      align_usage(stderr);
-      return 2;
-    }
-    i++;
-    if (!strcmp(a, "--features")) features = v;
-    else if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--dataset")) dataset = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--model-out")) model_out = v;
-    else if (!strcmp(a, "--split")) split = v;
-    else if (!strcmp(a, "--epochs")) epochs = atof(v);
-    else if (!strcmp(a, "--minutes")) minutes = atof(v);
-    else if (!strcmp(a, "--lr")) lr = atof(v);
-    else if (!strcmp(a, "--temperature")) temperature = atof(v);
-    else if (!strcmp(a, "--batch")) batch = atoll(v);
-    else if (!strcmp(a, "--d-model")) d_model = atoll(v);
-    else if (!strcmp(a, "--queries")) queries = atoll(v);
-    else if (!strcmp(a, "--layers")) layers = atoll(v);
-    else if (!strcmp(a, "--heads")) heads = atoll(v);
-    else if (!strcmp(a, "--seed")) seed = atoll(v);
-    else if (!strcmp(a, "--threads")) threads = atoll(v);
-    else {
-      fprintf(stderr, "onerec align: unknown option '%s'\n", a);
-      align_usage(stderr);
-      return 2;
-    }
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_STR("--features", &features),
+      CLI_STR("--data", &data),
+      CLI_STR("--dataset", &dataset),
+      CLI_STR("--out", &out),
+      CLI_STR("--model-out", &model_out),
+      CLI_STR("--split", &split),
+      CLI_REAL("--epochs", &epochs, 0.0, INFINITY, CLI_OPEN_LO),
+      CLI_REAL("--minutes", &minutes, 0.0, INFINITY, 0),
+      CLI_REAL("--lr", &lr, -INFINITY, INFINITY, 0),
+      CLI_REAL("--temperature", &temperature, -INFINITY, INFINITY, 0),
+      CLI_INT("--batch", &batch, 2, 65536),
+      CLI_INT("--d-model", &d_model, 1, 8192),
+      CLI_INT("--queries", &queries, 1, 1024),
+      CLI_INT("--layers", &layers, 1, 64),
+      CLI_INT("--heads", &heads, 1, 256),
+      CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_INT("--threads", &threads, 0, 1024),
+  };
+  int rc = cli_parse("align", argc, argv, opts, CLI_COUNT(opts), align_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
+  if (!features || !data || !dataset || !out) {
+    fprintf(stderr, "onerec align: --features, --data, --dataset and --out are required\n");
+    align_usage(stderr);
+    return 2;
   }
   int64_t widths[64];
   int nt = parse_split(split, widths, 64);
-  if (!features || !data || !dataset || !out || !(epochs > 0.0) || minutes < 0.0 || nt < 1 ||
-      batch < 2 || batch > 65536 || d_model < 1 || d_model > 8192 || queries < 1 ||
-      queries > 1024 || layers < 1 || layers > 64 || heads < 1 || heads > 256) {
-    if (nt < 1) fprintf(stderr, "onerec align: --split takes widths like 256,128\n");
-    align_usage(stderr);
+  if (nt < 1) {
+    fprintf(stderr, "onerec align: --split takes widths like 256,128\n");
     return 2;
   }
   int64_t n = 0, dim = 0, width = 0, sum = 0;
@@ -153,7 +139,7 @@ int cmd_align(int argc, char **argv) {
               .seed = (uint64_t)seed);
   onerec_context *ctx = NULL;
   if ((s = onerec_context_create(&co, &ctx))) return cli_fail("context", s);
-  int rc = 1;
+  rc = 1;
   float *x = NULL, *tok = NULL, *z = NULL;
   int64_t *ids = NULL, *offs = NULL, *seq = NULL, *pf = NULL, *ps = NULL;
   uint8_t *mask = NULL;

@@ -162,7 +162,7 @@ static int baseline(onerec_dataset *ds, const char *dataset, onerec_split split,
   return 0;
 }
 
-static int convert(onerec_dataset *ds, const char *out, long chunk_users, int json) {
+static int convert(onerec_dataset *ds, const char *out, long long chunk_users, int json) {
   ONEREC_OPTS(onerec_seqfile_opts, o, .chunk_users = chunk_users);
   onerec_status s = onerec_dataset_save(ds, out, &o);
   if (s) return cli_fail(out, s);
@@ -171,10 +171,10 @@ static int convert(onerec_dataset *ds, const char *out, long chunk_users, int js
   if (json) {
     printf("{\"out\":");
     cli_json_string(stdout, out);
-    printf(",\"users\":%lld,\"interactions\":%lld,\"chunk_users\":%ld}\n",
+    printf(",\"users\":%lld,\"interactions\":%lld,\"chunk_users\":%lld}\n",
            (long long)in.users, (long long)in.interactions, chunk_users);
   } else {
-    printf("wrote %s: %lld users, %lld interactions, %ld users per chunk\n", out,
+    printf("wrote %s: %lld users, %lld interactions, %lld users per chunk\n", out,
            (long long)in.users, (long long)in.interactions, chunk_users);
   }
   return 0;
@@ -192,45 +192,28 @@ int cmd_data(int argc, char **argv) {
     data_usage(stderr);
     return 2;
   }
-  const char *data = NULL, *dataset = NULL, *out = NULL;
+  const char *data = NULL, *dataset = NULL, *out = NULL, *split_name = "test";
   int json = 0, exclude = 0;
-  long chunk_users = 4096;
+  long long chunk_users = 4096;
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_FLAG("--exclude-history", &exclude),
+      CLI_STR("--data", &data),
+      CLI_STR("--dataset", &dataset),
+      CLI_STR("--out", &out),
+      CLI_STR("--split", &split_name),
+      CLI_INT("--chunk-users", &chunk_users, 1, 1LL << 30),
+  };
+  char cmd[32];
+  snprintf(cmd, sizeof cmd, "data %s", sub);
+  int rc = cli_parse(cmd, argc - 1, argv + 1, opts, CLI_COUNT(opts), data_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   onerec_split split = ONEREC_SPLIT_TEST;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    int has_val = i + 1 < argc;
-    if (!strcmp(a, "--json")) {
-      json = 1;
-    } else if (!strcmp(a, "--exclude-history")) {
-      exclude = 1;
-    } else if (!strcmp(a, "--data") && has_val) {
-      data = argv[++i];
-    } else if (!strcmp(a, "--dataset") && has_val) {
-      dataset = argv[++i];
-    } else if (!strcmp(a, "--out") && has_val) {
-      out = argv[++i];
-    } else if (!strcmp(a, "--split") && has_val) {
-      const char *v = argv[++i];
-      if (!strcmp(v, "test"))
-        split = ONEREC_SPLIT_TEST;
-      else if (!strcmp(v, "valid"))
-        split = ONEREC_SPLIT_VALID;
-      else {
-        fprintf(stderr, "onerec data: --split is test or valid, not '%s'\n", v);
-        return 2;
-      }
-    } else if (!strcmp(a, "--chunk-users") && has_val) {
-      char *end = NULL;
-      chunk_users = strtol(argv[++i], &end, 10);
-      if (!*argv[i] || *end || chunk_users < 1 || chunk_users > (1L << 30)) {
-        fprintf(stderr, "onerec data: bad value '%s' for --chunk-users\n", argv[i]);
-        return 2;
-      }
-    } else {
-      fprintf(stderr, "onerec data: unknown or incomplete option '%s'\n", a);
-      data_usage(stderr);
-      return 2;
-    }
+  if (!strcmp(split_name, "valid"))
+    split = ONEREC_SPLIT_VALID;
+  else if (strcmp(split_name, "test")) {
+    fprintf(stderr, "onerec data: --split is test or valid, not '%s'\n", split_name);
+    return 2;
   }
   if (!data || !dataset) {
     fprintf(stderr, "onerec data %s: --data and --dataset are required\n", sub);
@@ -250,7 +233,7 @@ int cmd_data(int argc, char **argv) {
   onerec_status s = onerec_context_create(&co, &ctx);
   if (s) return cli_fail("context", s);
   onerec_dataset *ds = NULL;
-  int rc = load(ctx, data, dataset, &ds);
+  rc = load(ctx, data, dataset, &ds);
   if (!rc) {
     if (!strcmp(sub, "stats"))
       rc = stats(ds, dataset, json);

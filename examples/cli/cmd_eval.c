@@ -267,36 +267,24 @@ int cmd_eval(int argc, char **argv) {
   const char *model = NULL, *catalog = NULL, *data = NULL, *dataset = NULL, *split = "test";
   long long beam = 20, users = 0, threads = 0;
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      eval_usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "--json")) {
-      json = 1;
-      continue;
-    }
-    if (!v) {
-      eval_usage(stderr);
-      return 2;
-    }
-    i++;
-    if (!strcmp(a, "--model")) model = v;
-    else if (!strcmp(a, "--catalog")) catalog = v;
-    else if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--dataset")) dataset = v;
-    else if (!strcmp(a, "--split")) split = v;
-    else if (!strcmp(a, "--beam")) beam = atoll(v);
-    else if (!strcmp(a, "--users")) users = atoll(v);
-    else if (!strcmp(a, "--threads")) threads = atoll(v);
-    else {
-      fprintf(stderr, "onerec eval: unknown option '%s'\n", a);
-      eval_usage(stderr);
-      return 2;
-    }
-  }
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_STR("--model", &model),
+      CLI_STR("--catalog", &catalog),
+      CLI_STR("--data", &data),
+      CLI_STR("--dataset", &dataset),
+      CLI_STR("--split", &split),
+      CLI_INT("--beam", &beam, 10, ONEREC_MAX_BEAM), /* at least the largest K */
+      CLI_INT("--users", &users, 0, CLI_INT_MAX),
+      CLI_INT("--threads", &threads, 0, 1024),
+  };
+  int rc = cli_parse("eval", argc, argv, opts, CLI_COUNT(opts), eval_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   int sp = !strcmp(split, "valid") ? ONEREC_SPLIT_VALID : !strcmp(split, "test") ? ONEREC_SPLIT_TEST : -1;
+  if (sp < 0) {
+    fprintf(stderr, "onerec eval: --split is valid or test, not '%s'\n", split);
+    return 2;
+  }
   /* what the model was trained on, from the run.json `onerec train` left next to it */
   if (model && (!catalog || !data || !dataset)) {
     static char rd[4096], rs[4096], rc_[4096];
@@ -306,9 +294,11 @@ int cmd_eval(int argc, char **argv) {
       if (!catalog) catalog = rc_;
     }
   }
-  if (!model || !catalog || !data || !dataset || sp < 0 || beam < 10 || beam > ONEREC_MAX_BEAM ||
-      users < 0) {
-    if (beam < 10) fprintf(stderr, "onerec eval: --beam must be at least 10 (the largest K)\n");
+  if (!model || !catalog || !data || !dataset) {
+    fprintf(stderr, "onerec eval: %s\n",
+            !model ? "--model is required"
+                   : "--catalog, --data and --dataset are required without a run.json next to "
+                     "the model");
     eval_usage(stderr);
     return 2;
   }
@@ -316,7 +306,7 @@ int cmd_eval(int argc, char **argv) {
   onerec_context *ctx = NULL;
   onerec_status s = onerec_context_create(&co, &ctx);
   if (s) return cli_fail("context", s);
-  int rc = 1;
+  rc = 1;
   onerec_model *m = NULL;
   onerec_catalog *cat = NULL;
   onerec_dataset *ds = NULL;

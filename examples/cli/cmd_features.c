@@ -1,4 +1,3 @@
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -20,14 +19,6 @@ static void log_stderr(void *user, onerec_log_level level, const char *message) 
   fprintf(stderr, "onerec: %s\n", message);
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
-  char *end = NULL;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 int cmd_features(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "beauty") != 0) {
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -38,35 +29,19 @@ int cmd_features(int argc, char **argv) {
     return 2;
   }
   const char *dir = NULL, *out = NULL;
-  long dim = 384, collab_dim = -1, threads = 0, seed = 0;
+  long long dim = 384, collab_dim = -1, threads = 0, seed = 0;
   int json = 0;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    int has_val = i + 1 < argc;
-    if (!strcmp(a, "--json")) {
-      json = 1;
-    } else if (!strcmp(a, "--out") && has_val) {
-      out = argv[++i];
-    } else if (!strcmp(a, "--dim") && has_val) {
-      if (parse_int(argv[++i], 2, 1 << 20, &dim)) goto bad_value;
-    } else if (!strcmp(a, "--collab-dim") && has_val) {
-      if (parse_int(argv[++i], 0, 1 << 20, &collab_dim)) goto bad_value;
-    } else if (!strcmp(a, "--threads") && has_val) {
-      if (parse_int(argv[++i], 0, 1024, &threads)) goto bad_value;
-    } else if (!strcmp(a, "--seed") && has_val) {
-      if (parse_int(argv[++i], 0, 0x7fffffffL, &seed)) goto bad_value;
-    } else if (a[0] != '-' && !dir) {
-      dir = a;
-    } else {
-      fprintf(stderr, "onerec features: unknown or incomplete option '%s'\n", a);
-      features_usage(stderr);
-      return 2;
-    }
-    continue;
-  bad_value:
-    fprintf(stderr, "onerec features: bad value '%s' for %s\n", argv[i], a);
-    return 2;
-  }
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_STR("--out", &out),
+      CLI_INT("--dim", &dim, 2, 1 << 20),
+      CLI_INT("--collab-dim", &collab_dim, 0, 1 << 20),
+      CLI_INT("--threads", &threads, 0, 1024),
+      CLI_INT("--seed", &seed, 0, 0x7fffffffL),
+  };
+  int rc = cli_parse("features beauty", argc - 1, argv + 1, opts, CLI_COUNT(opts),
+                     features_usage, &dir, 1);
+  if (rc != CLI_PARSED) return rc;
   if (!dir || !out) {
     fprintf(stderr, "onerec features: DATA_DIR and --out are required\n");
     features_usage(stderr);
@@ -74,7 +49,7 @@ int cmd_features(int argc, char **argv) {
   }
   if (collab_dim < 0) collab_dim = dim / 3;
   if (collab_dim >= dim) {
-    fprintf(stderr, "onerec features: --collab-dim %ld leaves no text dimensions of --dim %ld\n",
+    fprintf(stderr, "onerec features: --collab-dim %lld leaves no text dimensions of --dim %lld\n",
             collab_dim, dim);
     return 2;
   }

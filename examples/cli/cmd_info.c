@@ -21,16 +21,18 @@ static int has_feature(const char *f) {
   return 0;
 }
 
+static void info_usage(FILE *f) {
+  fprintf(f,
+          "usage: onerec info [--json]\n"
+          "  the library version, which backends are usable here (and why not), the CPU\n"
+          "  kernels in use and the thread count\n");
+}
+
 int cmd_info(int argc, char **argv) {
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else {
-      fprintf(stderr, "onerec info: unknown option '%s'\n", argv[i]);
-      return 2;
-    }
-  }
+  const cli_opt opts[] = {CLI_FLAG("--json", &json)};
+  int rc = cli_parse("info", argc, argv, opts, CLI_COUNT(opts), info_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   static const char *const names[] = {"cpu", "cuda"};
   char why[2][512];
   onerec_status st[2];

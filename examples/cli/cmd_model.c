@@ -1,4 +1,3 @@
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -45,40 +44,23 @@ static void print_config(const char *what, const onerec_model_config *c, int64_t
 static int model_create(int argc, char **argv) {
   const char *preset = NULL, *out = NULL;
   int json = 0;
-  uint64_t seed = 0;
+  long long seed = 0; /* any 64-bit value: negative ones wrap, as strtoull read them */
   /* overrides, applied after the preset; -1 = keep the preset's value */
-  int levels = -1, codes = -1, layers = -1, d_model = -1, heads = -1, ffn = -1;
-  struct {
-    const char *flag;
-    int *value;
-  } const ints[] = {{"--levels", &levels}, {"--codes", &codes},  {"--layers", &layers},
-                    {"--d-model", &d_model}, {"--heads", &heads}, {"--ffn", &ffn}};
-  for (int i = 1; i < argc; i++) {
-    size_t k = 0;
-    while (k < sizeof ints / sizeof *ints && strcmp(argv[i], ints[k].flag)) k++;
-    if (k < sizeof ints / sizeof *ints) {
-      char *end = NULL;
-      long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
-      if (i + 1 >= argc || *end || v < 1 || v > (1 << 24)) {
-        fprintf(stderr, "onerec model create: %s needs a positive integer\n", argv[i]);
-        return 2;
-      }
-      *ints[k].value = (int)v;
-      i++;
-    } else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
-      preset = argv[++i];
-    else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-      out = argv[++i];
-    else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-      seed = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else {
-      fprintf(stderr, "onerec model create: unknown option '%s'\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
-  }
+  long long levels = -1, codes = -1, layers = -1, d_model = -1, heads = -1, ffn = -1;
+  const cli_opt opts[] = {
+      CLI_STR("--preset", &preset),
+      CLI_STR("--out", &out),
+      CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_FLAG("--json", &json),
+      CLI_INT("--levels", &levels, 1, 1 << 24),
+      CLI_INT("--codes", &codes, 1, 1 << 24),
+      CLI_INT("--layers", &layers, 1, 1 << 24),
+      CLI_INT("--d-model", &d_model, 1, 1 << 24),
+      CLI_INT("--heads", &heads, 1, 1 << 24),
+      CLI_INT("--ffn", &ffn, 1, 1 << 24),
+  };
+  int rc = cli_parse("model create", argc, argv, opts, CLI_COUNT(opts), usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   if (!preset) {
     fprintf(stderr, "onerec model create: --preset is required\n");
     usage(stderr);
@@ -87,23 +69,23 @@ static int model_create(int argc, char **argv) {
   ONEREC_OPTS(onerec_model_config, cfg);
   onerec_status s = onerec_model_config_preset(preset, &cfg);
   if (s) return cli_fail("preset", s);
-  if (levels > 0) cfg.levels = levels;
-  if (codes > 0) cfg.codebook = codes;
-  if (layers > 0) cfg.enc_layers = cfg.dec_layers = layers;
-  if (d_model > 0) cfg.d_model = d_model;
-  if (heads > 0) cfg.heads = heads;
-  if (ffn > 0) cfg.ffn_dim = ffn;
+  if (levels > 0) cfg.levels = (int32_t)levels;
+  if (codes > 0) cfg.codebook = (int32_t)codes;
+  if (layers > 0) cfg.enc_layers = cfg.dec_layers = (int32_t)layers;
+  if (d_model > 0) cfg.d_model = (int32_t)d_model;
+  if (heads > 0) cfg.heads = (int32_t)heads;
+  if (ffn > 0) cfg.ffn_dim = (int32_t)ffn;
   int64_t params = 0;
   if ((s = onerec_model_config_param_count(&cfg, &params))) return cli_fail("config", s);
   int64_t enc_len = cfg.use_static + cfg.use_short * cfg.short_len +
                     cfg.use_positive * cfg.positive_len +
                     cfg.use_lifelong * cfg.lifelong_queries;
   if (out) {
-    ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .seed = seed);
+    ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .seed = (uint64_t)seed);
     onerec_context *ctx = NULL;
     if ((s = onerec_context_create(&co, &ctx))) return cli_fail("context", s);
     onerec_model *m = NULL;
-    s = onerec_model_create(ctx, &cfg, seed, &m);
+    s = onerec_model_create(ctx, &cfg, (uint64_t)seed, &m);
     if (!s) s = onerec_model_save(m, out);
     if (!s) enc_len = onerec_model_encoder_len(m);
     onerec_model_free(m);
@@ -118,17 +100,11 @@ static int model_create(int argc, char **argv) {
 static int model_info(int argc, char **argv) {
   const char *path = NULL;
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (argv[i][0] != '-' && !path)
-      path = argv[i];
-    else {
-      fprintf(stderr, "onerec model info: unknown option '%s'\n", argv[i]);
-      return 2;
-    }
-  }
+  const cli_opt opts[] = {CLI_FLAG("--json", &json)};
+  int rc = cli_parse("model info", argc, argv, opts, CLI_COUNT(opts), usage, &path, 1);
+  if (rc != CLI_PARSED) return rc;
   if (!path) {
+    fprintf(stderr, "onerec model info: M.h5 is required\n");
     usage(stderr);
     return 2;
   }

@@ -17,14 +17,6 @@ static void usage(FILE *f) {
           "draws k items instead. Prints items with log p(item | user), best first.\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  char *end = NULL;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 /* Space- or comma-separated item ids. */
 static int64_t *parse_ids(const char *s, int64_t *n) {
   size_t cap = 16, len = 0;
@@ -80,55 +72,36 @@ static int fill_seq(const onerec_catalog *cat, const onerec_model_config *c, con
 
 int cmd_recommend(int argc, char **argv) {
   const char *model_path = NULL, *cat_path = NULL, *hist = NULL, *pos = NULL;
-  long k = 10, beam = 64, top_k = 0, threads = 0, uid = -1;
+  long long k = 10, beam = 64, top_k = 0, threads = 0, uid = -1;
+  long long seed = 0; /* any 64-bit value: negative ones wrap, as strtoull read them */
   double top_p = 1.0, temperature = 1.0;
-  unsigned long long seed = 0;
   int json = 0, sample = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int has = i + 1 < argc;
-    if (!strcmp(a, "--model") && has) model_path = argv[++i];
-    else if (!strcmp(a, "--catalog") && has) cat_path = argv[++i];
-    else if (!strcmp(a, "--history") && has) hist = argv[++i];
-    else if (!strcmp(a, "--positive") && has) pos = argv[++i];
-    else if ((!strcmp(a, "-k") || !strcmp(a, "--k")) && has) {
-      if (parse_long(argv[++i], 1, 4096, &k)) goto bad;
-    } else if (!strcmp(a, "--beam") && has) {
-      if (parse_long(argv[++i], 1, ONEREC_MAX_BEAM, &beam)) goto bad;
-    } else if (!strcmp(a, "--top-k") && has) {
-      if (parse_long(argv[++i], 0, 1 << 24, &top_k)) goto bad;
-    } else if (!strcmp(a, "--threads") && has) {
-      if (parse_long(argv[++i], 0, 1024, &threads)) goto bad;
-    } else if (!strcmp(a, "--uid") && has) {
-      if (parse_long(argv[++i], 0, 1L << 30, &uid)) goto bad;
-    } else if (!strcmp(a, "--top-p") && has) {
-      top_p = strtod(argv[++i], NULL);
-      if (!(top_p > 0 && top_p <= 1)) goto bad;
-    } else if (!strcmp(a, "--temperature") && has) {
-      temperature = strtod(argv[++i], NULL);
-      if (!(temperature > 0) || !isfinite(temperature)) goto bad;
-    } else if (!strcmp(a, "--seed") && has) seed = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(a, "--sample")) sample = 1;
-    else if (!strcmp(a, "--json")) json = 1;
-    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "onerec recommend: unknown option '%s'\n", a);
-      usage(stderr);
-      return 2;
-    }
-    continue;
-  bad:
-    fprintf(stderr, "onerec recommend: bad value for %s: '%s'\n", a, argv[i]);
-    return 2;
-  }
+  const cli_opt opts[] = {
+      CLI_STR("--model", &model_path),
+      CLI_STR("--catalog", &cat_path),
+      CLI_STR("--history", &hist),
+      CLI_STR("--positive", &pos),
+      CLI_INT("-k", &k, 1, 4096),
+      CLI_INT("--k", &k, 1, 4096),
+      CLI_INT("--beam", &beam, 1, ONEREC_MAX_BEAM),
+      CLI_INT("--top-k", &top_k, 0, 1 << 24),
+      CLI_INT("--threads", &threads, 0, 1024),
+      CLI_INT("--uid", &uid, 0, 1L << 30),
+      CLI_REAL("--top-p", &top_p, 0.0, 1.0, CLI_OPEN_LO),
+      CLI_REAL("--temperature", &temperature, 0.0, INFINITY, CLI_OPEN_LO),
+      CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_FLAG("--sample", &sample),
+      CLI_FLAG("--json", &json),
+  };
+  int rc = cli_parse("recommend", argc, argv, opts, CLI_COUNT(opts), usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   if (!model_path || !cat_path || !hist) {
+    fprintf(stderr, "onerec recommend: --model, --catalog and --history are required\n");
     usage(stderr);
     return 2;
   }
   if (!sample && k > beam) {
-    fprintf(stderr, "onerec recommend: -k %ld exceeds --beam %ld\n", k, beam);
+    fprintf(stderr, "onerec recommend: -k %lld exceeds --beam %lld\n", k, beam);
     return 2;
   }
   int64_t nh = 0, np = 0;
@@ -144,7 +117,7 @@ int cmd_recommend(int argc, char **argv) {
     np = nh;
   }
 
-  int rc = 1;
+  rc = 1;
   onerec_context *ctx = NULL;
   onerec_model *m = NULL;
   onerec_catalog *cat = NULL;
@@ -198,16 +171,16 @@ int cmd_recommend(int argc, char **argv) {
   }
   ONEREC_OPTS(onerec_recommend_opts, ro, .mode = sample ? ONEREC_GEN_SAMPLE : ONEREC_GEN_BEAM,
               .beam = (int32_t)beam, .k = (int32_t)k, .top_k = (int32_t)top_k,
-              .top_p = (float)top_p, .temperature = (float)temperature, .seed = seed);
+              .top_p = (float)top_p, .temperature = (float)temperature, .seed = (uint64_t)seed);
   if ((st = onerec_session_recommend(s, cat, &u, &ro, out, lp, (size_t)k))) {
     rc = cli_fail("recommend", st);
     goto done;
   }
   if (json) {
-    printf("{\"mode\":\"%s\",\"beam\":%ld,\"k\":%ld,\"items\":[", sample ? "sample" : "beam",
-           sample ? 0L : beam, k);
+    printf("{\"mode\":\"%s\",\"beam\":%lld,\"k\":%lld,\"items\":[",
+           sample ? "sample" : "beam", sample ? 0LL : beam, k);
     int first = 1;
-    for (long i = 0; i < k; i++) {
+    for (long long i = 0; i < k; i++) {
       if (out[i] < 0) continue;
       printf("%s{\"item\":%lld,\"logp\":%.6f}", first ? "" : ",", (long long)out[i], lp[i]);
       first = 0;
@@ -215,8 +188,8 @@ int cmd_recommend(int argc, char **argv) {
     printf("]}\n");
   } else {
     printf("rank  item            log p\n");
-    for (long i = 0; i < k; i++)
-      if (out[i] >= 0) printf("%4ld  %-14lld  %.6f\n", i + 1, (long long)out[i], lp[i]);
+    for (long long i = 0; i < k; i++)
+      if (out[i] >= 0) printf("%4lld  %-14lld  %.6f\n", i + 1, (long long)out[i], lp[i]);
   }
   rc = 0;
 done:

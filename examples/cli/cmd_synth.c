@@ -8,8 +8,6 @@
  * item features (and the semantic IDs built from them) see the topics too. Deterministic for a
  * seed. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -27,37 +25,36 @@ static double unit(uint64_t *s) { return (double)(next_u64(s) >> 11) * (1.0 / 90
 static const char *const WORDS[] = {"cream", "serum", "lotion", "gel", "oil", "mask", "balm",
                                     "spray", "powder", "tint", "scrub", "wash", "mist", "stick"};
 
+static void synth_usage(FILE *f) {
+  fprintf(f,
+          "usage: onerec data synth --out DIR [--users 3000] [--items 1200] [--topics 24]\n"
+          "                         [--seed 1]\n"
+          "  writes DIR/Beauty.txt and DIR/Beauty_items.tsv: a synthetic data set in the\n"
+          "  Amazon Beauty format with topic chains a sequential model can learn\n"
+          "  (users 10..1e7, topics >= 2, items 4 x topics..1e7)\n");
+}
+
 int cmd_synth(int argc, char **argv) {
   const char *out = NULL;
   long long users = 3000, items = 1200, topics = 24, seed = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: onerec data synth --out DIR [--users 3000] [--items 1200] [--topics 24]\n"
-             "                         [--seed 1]\n"
-             "  writes DIR/Beauty.txt and DIR/Beauty_items.tsv: a synthetic data set in the\n"
-             "  Amazon Beauty format with topic chains a sequential model can learn\n");
-      return 0;
-    }
-    if (!v) {
-      fprintf(stderr, "onerec data synth: %s needs a value\n", a);
-      return 2;
-    }
-    i++;
-    if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--users")) users = atoll(v);
-    else if (!strcmp(a, "--items")) items = atoll(v);
-    else if (!strcmp(a, "--topics")) topics = atoll(v);
-    else if (!strcmp(a, "--seed")) seed = atoll(v);
-    else {
-      fprintf(stderr, "onerec data synth: unknown option '%s'\n", a);
-      return 2;
-    }
+  /* topics at most 1e7 / 4: more could never have 4 items each */
+  const cli_opt opts[] = {
+      CLI_STR("--out", &out),
+      CLI_INT("--users", &users, 10, 10000000),
+      CLI_INT("--items", &items, 1, 10000000),
+      CLI_INT("--topics", &topics, 2, 2500000),
+      CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
+  };
+  int rc = cli_parse("data synth", argc, argv, opts, CLI_COUNT(opts), synth_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
+  if (!out) {
+    fprintf(stderr, "onerec data synth: --out DIR is required\n");
+    synth_usage(stderr);
+    return 2;
   }
-  if (!out || users < 10 || users > 10000000 || topics < 2 || items < 4 * topics ||
-      items > 10000000) {
-    fprintf(stderr, "onerec data synth: needs --out DIR, users 10..1e7, topics >= 2, items >= 4 "
-                    "x topics\n");
+  if (items < 4 * topics) {
+    fprintf(stderr, "onerec data synth: --items %lld is fewer than 4 x --topics %lld\n", items,
+            topics);
     return 2;
   }
   mkdir(out, 0755); /* may exist already; fopen reports any real problem */

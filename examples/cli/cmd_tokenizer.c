@@ -34,14 +34,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_i64(const char *s, long long lo, long long hi, long long *out) {
-  char *end = NULL;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 /* JSON has no NaN: null stands for "not measured". */
 static void json_num(double v) {
   if (isfinite(v))
@@ -204,53 +196,31 @@ static int cmd_fit(int argc, char **argv) {
   const char *feat = NULL, *out = NULL, *catalog = NULL;
   long long levels = 3, codes = 256, iters = 25, seed = 0, threads = 0, max_train = 0;
   double tol = 0;
+  const char *init_name = "kmeans++";
   int json = 0, balanced = 0;
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_FLAG("--balanced", &balanced),
+      CLI_STR("--features", &feat),
+      CLI_STR("--out", &out),
+      CLI_STR("--catalog", &catalog),
+      CLI_INT("--levels", &levels, 1, ONEREC_TOKENIZER_MAX_LEVELS),
+      CLI_INT("--codes", &codes, 1, 1 << 24),
+      CLI_INT("--iterations", &iters, 1, 1000000),
+      CLI_INT("--seed", &seed, 0, CLI_INT_MAX),
+      CLI_INT("--threads", &threads, 0, 1024),
+      CLI_INT("--max-train", &max_train, -1, CLI_INT_MAX),
+      CLI_REAL("--tolerance", &tol, 0.0, INFINITY, 0),
+      CLI_STR("--init", &init_name),
+  };
+  int rc = cli_parse("tokenizer fit", argc - 1, argv + 1, opts, CLI_COUNT(opts),
+                     tokenizer_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
   onerec_kmeans_init init = ONEREC_KMEANS_PLUSPLUS;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    int has = i + 1 < argc;
-    if (!strcmp(a, "--json")) {
-      json = 1;
-    } else if (!strcmp(a, "--balanced")) {
-      balanced = 1;
-    } else if (!strcmp(a, "--features") && has) {
-      feat = argv[++i];
-    } else if (!strcmp(a, "--out") && has) {
-      out = argv[++i];
-    } else if (!strcmp(a, "--catalog") && has) {
-      catalog = argv[++i];
-    } else if (!strcmp(a, "--levels") && has) {
-      if (parse_i64(argv[++i], 1, ONEREC_TOKENIZER_MAX_LEVELS, &levels)) goto bad;
-    } else if (!strcmp(a, "--codes") && has) {
-      if (parse_i64(argv[++i], 1, 1 << 24, &codes)) goto bad;
-    } else if (!strcmp(a, "--iterations") && has) {
-      if (parse_i64(argv[++i], 1, 1000000, &iters)) goto bad;
-    } else if (!strcmp(a, "--seed") && has) {
-      if (parse_i64(argv[++i], 0, INT64_MAX, &seed)) goto bad;
-    } else if (!strcmp(a, "--threads") && has) {
-      if (parse_i64(argv[++i], 0, 1024, &threads)) goto bad;
-    } else if (!strcmp(a, "--max-train") && has) {
-      if (parse_i64(argv[++i], -1, INT64_MAX, &max_train)) goto bad;
-    } else if (!strcmp(a, "--tolerance") && has) {
-      char *end = NULL;
-      tol = strtod(argv[++i], &end);
-      if (!*argv[i] || *end || !(tol >= 0)) goto bad;
-    } else if (!strcmp(a, "--init") && has) {
-      const char *v = argv[++i];
-      if (!strcmp(v, "kmeans++"))
-        init = ONEREC_KMEANS_PLUSPLUS;
-      else if (!strcmp(v, "random"))
-        init = ONEREC_KMEANS_RANDOM;
-      else
-        goto bad;
-    } else {
-      fprintf(stderr, "onerec tokenizer fit: unknown or incomplete option '%s'\n", a);
-      tokenizer_usage(stderr);
-      return 2;
-    }
-    continue;
-  bad:
-    fprintf(stderr, "onerec tokenizer fit: bad value '%s' for %s\n", argv[i], a);
+  if (!strcmp(init_name, "random"))
+    init = ONEREC_KMEANS_RANDOM;
+  else if (strcmp(init_name, "kmeans++")) {
+    fprintf(stderr, "onerec tokenizer fit: --init is kmeans++ or random, not '%s'\n", init_name);
     return 2;
   }
   if (!feat || !out) {
@@ -260,7 +230,7 @@ static int cmd_fit(int argc, char **argv) {
   }
   double t0 = now_s();
   features f;
-  int rc = load_features(feat, &f);
+  rc = load_features(feat, &f);
   if (rc) {
     free_features(&f);
     return rc;
@@ -338,26 +308,16 @@ static int cmd_stats(int argc, char **argv) {
   const char *path = NULL, *feat = NULL;
   long long threads = 0;
   int json = 0;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--json")) {
-      json = 1;
-    } else if (!strcmp(a, "--features") && i + 1 < argc) {
-      feat = argv[++i];
-    } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-      if (parse_i64(argv[++i], 0, 1024, &threads)) {
-        fprintf(stderr, "onerec tokenizer stats: bad value '%s' for --threads\n", argv[i]);
-        return 2;
-      }
-    } else if (a[0] != '-' && !path) {
-      path = a;
-    } else {
-      fprintf(stderr, "onerec tokenizer stats: unknown or incomplete option '%s'\n", a);
-      tokenizer_usage(stderr);
-      return 2;
-    }
-  }
+  const cli_opt opts[] = {
+      CLI_FLAG("--json", &json),
+      CLI_STR("--features", &feat),
+      CLI_INT("--threads", &threads, 0, 1024),
+  };
+  int rc = cli_parse("tokenizer stats", argc - 1, argv + 1, opts, CLI_COUNT(opts),
+                     tokenizer_usage, &path, 1);
+  if (rc != CLI_PARSED) return rc;
   if (!path) {
+    fprintf(stderr, "onerec tokenizer stats: TOK.h5 is required\n");
     tokenizer_usage(stderr);
     return 2;
   }
@@ -367,7 +327,7 @@ static int cmd_stats(int argc, char **argv) {
   features f = {0};
   int32_t *ids = NULL;
   float *cb = NULL;
-  int rc = 0;
+  rc = 0;
   onerec_status s = onerec_tokenizer_load(ctx, path, &tok);
   if (s) {
     rc = cli_fail("loading the tokenizer", s);

@@ -25,7 +25,7 @@ static void train_usage(FILE *f) {
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
           "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
           "                    [--dropout 0] [--weight-decay 0.01] [--snapshots]\n"
-          "                    [--shards 1]\n"
+          "                    [--shards 1] [--uid-buckets 4096]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -41,6 +41,8 @@ static void train_usage(FILE *f) {
           "  training steps; --weight-decay W: AdamW decay of dense matrices (0: none)\n"
           "  --shards S: split each batch into S slices trained at once on S threads (of\n"
           "  --threads); 2 shards of 1 thread beat 1 of 2 threads on small models\n"
+          "  --uid-buckets U: the user token embeds the user index modulo U (1: one token\n"
+          "  shared by all users, so the model cannot memorise users)\n"
           "  --snapshots: also save the model of every evaluation as DIR/step<N>.h5 (for\n"
           "  curves). Time spent evaluating does not count against --minutes.\n"
           "  --eval-every MIN (needs --catalog): every MIN minutes and at the end, Recall/NDCG\n"
@@ -86,65 +88,52 @@ int cmd_train(int argc, char **argv) {
   int snapshots = 0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
   long long layers = 0, d_model = 0, heads = 0, ffn = 0, eval_users = 2000, patience = 3;
-  long long beam = 20, short_len = 20, positive_len = 50, shards = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      train_usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "--snapshots")) {
-      snapshots = 1;
-      continue;
-    }
-    if (!v) {
-      train_usage(stderr);
-      return 2;
-    }
-    i++;
-    if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--dataset")) dataset = v;
-    else if (!strcmp(a, "--preset")) preset = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--resume")) resume = v;
-    else if (!strcmp(a, "--minutes")) minutes = atof(v);
-    else if (!strcmp(a, "--steps")) steps = atoll(v);
-    else if (!strcmp(a, "--stop-at")) stop_at = atoll(v);
-    else if (!strcmp(a, "--batch")) batch = atoll(v);
-    else if (!strcmp(a, "--lr")) lr = atof(v);
-    else if (!strcmp(a, "--lr-sparse")) lr_sparse = atof(v);
-    else if (!strcmp(a, "--warmup")) warmup = atoll(v);
-    else if (!strcmp(a, "--levels")) levels = atoll(v);
-    else if (!strcmp(a, "--seed")) seed = atoll(v);
-    else if (!strcmp(a, "--threads")) threads = atoll(v);
-    else if (!strcmp(a, "--catalog")) catalog = v;
-    else if (!strcmp(a, "--model")) model_in = v;
-    else if (!strcmp(a, "--layers")) layers = atoll(v);
-    else if (!strcmp(a, "--d-model")) d_model = atoll(v);
-    else if (!strcmp(a, "--heads")) heads = atoll(v);
-    else if (!strcmp(a, "--ffn")) ffn = atoll(v);
-    else if (!strcmp(a, "--eval-every")) eval_every = atof(v);
-    else if (!strcmp(a, "--eval-users")) eval_users = atoll(v);
-    else if (!strcmp(a, "--patience")) patience = atoll(v);
-    else if (!strcmp(a, "--beam")) beam = atoll(v);
-    else if (!strcmp(a, "--short-len")) short_len = atoll(v);
-    else if (!strcmp(a, "--dropout")) dropout = atof(v);
-    else if (!strcmp(a, "--weight-decay")) weight_decay = atof(v);
-    else if (!strcmp(a, "--positive-len")) positive_len = atoll(v);
-    else if (!strcmp(a, "--shards")) shards = atoll(v);
-    else {
-      fprintf(stderr, "onerec train: unknown option '%s'\n", a);
-      train_usage(stderr);
-      return 2;
-    }
-  }
-  if (!data || !dataset || batch < 1 || levels < 1 || levels > 8 || (minutes <= 0 && steps <= 0) ||
-      eval_every < 0 || (eval_every > 0 && !catalog) || eval_users < 0 || patience < 1 ||
-      beam < 10 || beam > ONEREC_MAX_BEAM || layers < 0 || d_model < 0 || heads < 0 || ffn < 0 ||
-      short_len < 0 || short_len > 4096 || positive_len < 0 || positive_len > 4096 ||
-      short_len + positive_len == 0 || !(dropout >= 0.0 && dropout < 1.0) ||
-      !(weight_decay >= 0.0 && weight_decay < 1.0) || shards < 1 || shards > 64) {
-    if (eval_every > 0 && !catalog) fprintf(stderr, "onerec train: --eval-every needs --catalog\n");
+  long long beam = 20, short_len = 20, positive_len = 50, shards = 1, uid_buckets = 4096;
+  const double any = INFINITY;
+  const cli_opt opts[] = {
+      CLI_STR("--data", &data),
+      CLI_STR("--dataset", &dataset),
+      CLI_STR("--preset", &preset),
+      CLI_STR("--out", &out),
+      CLI_STR("--resume", &resume),
+      CLI_STR("--catalog", &catalog),
+      CLI_STR("--model", &model_in),
+      CLI_FLAG("--snapshots", &snapshots),
+      CLI_REAL("--minutes", &minutes, -any, any, 0),
+      CLI_INT("--steps", &steps, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_INT("--stop-at", &stop_at, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_INT("--batch", &batch, 1, CLI_INT_MAX),
+      CLI_REAL("--lr", &lr, -any, any, 0),
+      CLI_REAL("--lr-sparse", &lr_sparse, -any, any, 0),
+      CLI_INT("--warmup", &warmup, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_INT("--levels", &levels, 1, 8),
+      CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
+      CLI_INT("--threads", &threads, 0, 1024),
+      CLI_INT("--layers", &layers, 0, CLI_INT_MAX),
+      CLI_INT("--d-model", &d_model, 0, CLI_INT_MAX),
+      CLI_INT("--heads", &heads, 0, CLI_INT_MAX),
+      CLI_INT("--ffn", &ffn, 0, CLI_INT_MAX),
+      CLI_REAL("--eval-every", &eval_every, 0.0, any, 0),
+      CLI_INT("--eval-users", &eval_users, 0, CLI_INT_MAX),
+      CLI_INT("--patience", &patience, 1, CLI_INT_MAX),
+      CLI_INT("--beam", &beam, 10, ONEREC_MAX_BEAM),
+      CLI_INT("--short-len", &short_len, 0, 4096),
+      CLI_INT("--positive-len", &positive_len, 0, 4096),
+      CLI_REAL("--dropout", &dropout, 0.0, 1.0, CLI_OPEN_HI),
+      CLI_REAL("--weight-decay", &weight_decay, 0.0, 1.0, CLI_OPEN_HI),
+      CLI_INT("--shards", &shards, 1, 64),
+      CLI_INT("--uid-buckets", &uid_buckets, 1, 1 << 24),
+  };
+  int rc = cli_parse("train", argc, argv, opts, CLI_COUNT(opts), train_usage, NULL, 0);
+  if (rc != CLI_PARSED) return rc;
+  const char *why = !data || !dataset ? "--data and --dataset are required"
+                    : minutes <= 0 && steps <= 0 ? "--minutes or --steps must be positive"
+                    : short_len + positive_len == 0
+                        ? "--short-len and --positive-len cannot both be 0"
+                    : eval_every > 0 && !catalog ? "--eval-every needs --catalog"
+                                                 : NULL;
+  if (why) {
+    fprintf(stderr, "onerec train: %s\n", why);
     train_usage(stderr);
     return 2;
   }
@@ -153,7 +142,7 @@ int cmd_train(int argc, char **argv) {
   onerec_context *ctx = NULL;
   onerec_status s = onerec_context_create(&co, &ctx);
   if (s) return cli_fail("context", s);
-  int rc = 1;
+  rc = 1;
   onerec_dataset *ds = NULL;
   onerec_samples *smp = NULL;
   onerec_batch *b = NULL;
@@ -226,7 +215,7 @@ int cmd_train(int argc, char **argv) {
   c.use_lifelong = 0;
   c.static_cat_count = 1 + n_cat; /* the hashed user id first */
   c.static_num_count = n_num;
-  c.static_cat_vocab[0] = 4096;
+  c.static_cat_vocab[0] = uid_buckets;
   for (int32_t f = 0; f < n_cat; f++) c.static_cat_vocab[1 + f] = cat_vocab[f] > 0 ? cat_vocab[f] : 1;
   c.use_short = short_len > 0;
   c.short_len = short_len > 0 ? (int32_t)short_len : c.short_len;
