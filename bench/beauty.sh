@@ -11,18 +11,20 @@
 # "ndcg@10":..} with the test metrics of the model saved at that evaluation (the curve of test
 # Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
-# ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 8),
-# EVAL_EVERY (minutes between evaluations, default 5), TRAIN_ARGS (extra `onerec train`
-# options).
+# ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 20),
+# EVAL_EVERY (minutes between evaluations, default 7; each scores all validation users, ~30 s
+# on 2 cores, not counted as training time), TRAIN_ARGS (the `onerec train` options of the
+# model; default: the best 60-minute run of bench/RESULTS.md, the 0.015B shape with 2 shards on
+# 2 threads, dropout 0.1, lr 2e-3, a cosine over 60,000 updates, one shared user token).
 set -eu
 ONEREC=${ONEREC:-build/bin/onerec}
 DATA=${1:-../shared/data/amazon}
 OUT=${2:-run/beauty}
 MINUTES=${3:-60}
 ALIGN=${ALIGN:-1}
-ALIGN_EPOCHS=${ALIGN_EPOCHS:-8}
-EVAL_EVERY=${EVAL_EVERY:-5}
-TRAIN_ARGS=${TRAIN_ARGS:-}
+ALIGN_EPOCHS=${ALIGN_EPOCHS:-20}
+EVAL_EVERY=${EVAL_EVERY:-7}
+TRAIN_ARGS=${TRAIN_ARGS:---threads 2 --shards 2 --dropout 0.1 --lr 2e-3 --steps 60000 --uid-buckets 1}
 
 if [ ! -f "$DATA/Beauty.txt" ]; then
   echo "beauty.sh: $DATA/Beauty.txt not found (the Amazon Beauty data of ../shared/data)" >&2
@@ -48,7 +50,7 @@ step "training ($MINUTES minutes)"
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
 "$ONEREC" train --data "$DATA" --dataset beauty --catalog "$OUT/catalog.h5" \
   --minutes "$MINUTES" --positive-len 0 --seed 1 \
-  --eval-every "$EVAL_EVERY" --eval-users 2000 --patience 1000 --snapshots \
+  --eval-every "$EVAL_EVERY" --eval-users 0 --patience 1000 --snapshots \
   $TRAIN_ARGS --out "$OUT/train" >"$OUT/valid.jsonl"
 
 step "test metrics of every snapshot (the curve)"

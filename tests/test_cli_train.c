@@ -384,6 +384,36 @@ static void test_train_ml100k_static_features(void **state) {
   onerec_context_free(ctx);
 }
 
+/* --uid-buckets 1: every user gets the one shared user token, in training, in eval and in
+ * recommend (with or without --uid); the default hashed id tells users apart. */
+static void test_shared_user_token(void **state) {
+  (void)state;
+  static char out[8192], a[8192], b[8192];
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 6 --uid-buckets 1 --out ru1",
+                           out, sizeof out),
+                   0);
+  assert_int_equal(run_cli("eval --model ru1/model.h5 --split test --users 9 --json", out,
+                           sizeof out),
+                   0);
+  assert_int_equal((int)tu_json_num(out, "users"), 9);
+  const char *rec = "recommend --model ru1/model.h5 --catalog cat.h5 --history '1 2 3' -k 5 "
+                    "--beam 10 --json";
+  char cmd[512];
+  assert_int_equal(run_cli(rec, a, sizeof a), 0);
+  snprintf(cmd, sizeof cmd, "%s --uid 17", rec);
+  assert_int_equal(run_cli(cmd, b, sizeof b), 0);
+  assert_non_null(strstr(a, "\"items\""));
+  assert_string_equal(a, b);
+  /* the hashed id (run/ trained with the default 4096 buckets) does depend on the user */
+  const char *rec2 = "recommend --model run/model.h5 --catalog cat.h5 --history '1 2 3' -k 5 "
+                     "--beam 10 --json";
+  assert_int_equal(run_cli(rec2, a, sizeof a), 0);
+  snprintf(cmd, sizeof cmd, "%s --uid 17", rec2);
+  assert_int_equal(run_cli(cmd, b, sizeof b), 0);
+  assert_string_not_equal(a, b);
+}
+
 static void test_bad_flags(void **state) {
   (void)state;
   static char out[8192];
@@ -396,6 +426,7 @@ static void test_bad_flags(void **state) {
       "train --data . --dataset beauty --steps 2 --eval-every 1",
       "train --data . --dataset beauty --catalog cat.h5 --steps 2 --bogus 1",
       "train --data . --dataset beauty --catalog cat.h5 --steps 2 --eval-every 1 --patience 0",
+      "train --data . --dataset beauty --catalog cat.h5 --steps 2 --uid-buckets 0",
   };
   for (size_t i = 0; i < sizeof bad2 / sizeof *bad2; i++) {
     assert_int_equal(run_cli(bad2[i], out, sizeof out), 2);
@@ -431,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_resume_bit_exact),
       cmocka_unit_test(test_best_survives_resume),
       cmocka_unit_test(test_train_ml100k_static_features),
+      cmocka_unit_test(test_shared_user_token),
       cmocka_unit_test(test_bad_flags),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -40,12 +40,14 @@ step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json
 
 # 2 + 2 layers with 2 data-parallel shards learn fastest in the first minutes (bench/RESULTS.md;
-# four layers end higher only in long runs: 0.0563 after 60 minutes vs the two-layer best
-# 0.0532); dropout 0.1, lr 2e-3, a cosine over DEMO_STEPS updates, cut to DEMO_MINUTES
+# four layers end higher only in long runs: 0.0583 after 60 minutes vs the two-layer best
+# 0.0532); one user token shared by all users (--uid-buckets 1: no per-user memory, as in the
+# best 60-minute run); dropout 0.1, lr 2e-3, a cosine over DEMO_STEPS updates, cut to
+# DEMO_MINUTES
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
 "$cli" train --data "$beauty" --dataset beauty --preset 0.015B --layers 2 --shards 2 \
   --catalog "$work/catalog.h5" --minutes "${DEMO_MINUTES:-2}" --steps "${DEMO_STEPS:-3500}" \
-  --lr 2e-3 --dropout 0.1 --positive-len 0 --seed 1 --out "$work/run"
+  --lr 2e-3 --dropout 0.1 --positive-len 0 --uid-buckets 1 --seed 1 --out "$work/run"
 model="$work/run/model.h5"
 
 step "evaluation: constrained beam search (beam 20), full ranking, test split, ${DEMO_EVAL_USERS:-2000} random users"

@@ -157,7 +157,10 @@ int cmd_recommend(int argc, char **argv) {
     goto done;
   }
   for (int i = 0; i < c.static_cat_count; i++) scat[i] = -1;
-  if (uid >= 0 && c.static_cat_count > 0) scat[0] = (int32_t)(uid % c.static_cat_vocab[0]);
+  /* a model trained with one user bucket (`train --uid-buckets 1`) gives every user bucket 0,
+   * known or not; otherwise an unknown user reads as a missing value */
+  if (c.static_cat_count > 0 && c.static_cat_vocab[0] == 1) scat[0] = 0;
+  else if (uid >= 0 && c.static_cat_count > 0) scat[0] = (int32_t)(uid % c.static_cat_vocab[0]);
   ONEREC_OPTS(onerec_user_batch, u, .batch = 1, .static_cat = scat);
   u.short_term = (onerec_seq_input){hoff, hitems, NULL, NULL};
   u.lifelong = u.short_term;
