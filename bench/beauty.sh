@@ -14,8 +14,9 @@
 # ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 20),
 # EVAL_EVERY (minutes between evaluations, default 7; each scores all validation users, ~30 s
 # on 2 cores, not counted as training time), TRAIN_ARGS (the `onerec train` options of the
-# model; default: the best 60-minute run of bench/RESULTS.md, the 0.015B shape with 2 shards on
-# 2 threads, dropout 0.1, lr 2e-3, a cosine over 60,000 updates, one shared user token).
+# model; default: the best run of bench/RESULTS.md, the 0.015B shape cut to 2 + 2 layers, with 2
+# shards on 2 threads, dropout 0.1, lr 2e-3, a cosine over 105,000 updates (~60 minutes here),
+# one shared user token).
 set -eu
 ONEREC=${ONEREC:-build/bin/onerec}
 DATA=${1:-../shared/data/amazon}
@@ -24,7 +25,7 @@ MINUTES=${3:-60}
 ALIGN=${ALIGN:-1}
 ALIGN_EPOCHS=${ALIGN_EPOCHS:-20}
 EVAL_EVERY=${EVAL_EVERY:-7}
-TRAIN_ARGS=${TRAIN_ARGS:---threads 2 --shards 2 --dropout 0.1 --lr 2e-3 --steps 60000 --uid-buckets 1}
+TRAIN_ARGS=${TRAIN_ARGS:---layers 2 --threads 2 --shards 2 --dropout 0.1 --lr 2e-3 --steps 105000 --uid-buckets 1}
 
 if [ ! -f "$DATA/Beauty.txt" ]; then
   echo "beauty.sh: $DATA/Beauty.txt not found (the Amazon Beauty data of ../shared/data)" >&2

@@ -39,11 +39,10 @@ step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
 "$cli" tokenizer fit --features "$work/aligned.h5" --levels 3 --codes 256 --seed 1 \
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json
 
-# 2 + 2 layers with 2 data-parallel shards learn fastest in the first minutes (bench/RESULTS.md;
-# four layers end higher only in long runs: 0.0583 after 60 minutes vs the two-layer best
-# 0.0532); one user token shared by all users (--uid-buckets 1: no per-user memory, as in the
-# best 60-minute run); dropout 0.1, lr 2e-3, a cosine over DEMO_STEPS updates, cut to
-# DEMO_MINUTES
+# 2 + 2 layers with 2 data-parallel shards and one user token shared by all users
+# (--uid-buckets 1: no per-user memory) are the best measured model (bench/RESULTS.md: test
+# Recall@10 0.0605 after 30 minutes); dropout 0.1, lr 2e-3, a cosine over DEMO_STEPS updates,
+# cut to DEMO_MINUTES
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
 "$cli" train --data "$beauty" --dataset beauty --preset 0.015B --layers 2 --shards 2 \
   --catalog "$work/catalog.h5" --minutes "${DEMO_MINUTES:-2}" --steps "${DEMO_STEPS:-3500}" \
