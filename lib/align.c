@@ -409,7 +409,7 @@ static onerec_status update(orx_aligner *a) {
   const onerec_aligner_config *c = &a->cfg;
   double norm = 0.0;
   float gscale = 1.0f;
-  onerec_status s = orx_clip_by_norm(a->be, "onerec_aligner_step", a->grad,
+  onerec_status s = orx_clip_by_norm(a->be, "onerec_aligner_step", a->step + 1, a->grad,
                                      (int64_t)a->n_floats, 1.0f, 1.0f, &norm, &gscale);
   if (s) return s;
   const int64_t t = a->step + 1;

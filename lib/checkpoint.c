@@ -1,5 +1,6 @@
 /* Trainer checkpoints (HDF5 through lib/h5io.h, written atomically): kind "checkpoint";
- * groups weights, adam_m, adam_v with one dataset per parameter tensor (named group.name of
+ * groups weights, adam_m, adam_v (and ema, the weights' moving average, when the trainer keeps
+ * one) with one dataset per parameter tensor (named group.name of
  * the model's layout, dots for slashes, in its shape), and root attributes for the counters,
  * the caller's data position and the layout's size. MoE routing biases are parameters, so
  * they travel with the weights. Loading reads and checks everything into host memory first and
@@ -13,7 +14,7 @@
 #define CKPT_KIND "checkpoint"
 #define CKPT_VERSION 1
 
-static const char *const k_groups[3] = {"weights", "adam_m", "adam_v"};
+static const char *const k_groups[4] = {"weights", "adam_m", "adam_v", "ema"};
 
 static void ds_name(const orx_param *p, char *buf, size_t len) {
   snprintf(buf, len, "%s.%s", p->group, p->name);
@@ -22,7 +23,7 @@ static void ds_name(const orx_param *p, char *buf, size_t len) {
 }
 
 static float *buffer_of(const onerec_trainer *t, int which) {
-  return which == 0 ? t->m->params : which == 1 ? t->adam_m : t->adam_v;
+  return which == 0 ? t->m->params : which == 1 ? t->adam_m : which == 2 ? t->adam_v : t->avg;
 }
 
 ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *t, const char *path,
@@ -34,8 +35,14 @@ ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *t, const char
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: %lld micro-batches are accumulated; save after an update", fn,
                     (long long)t->micro);
+  if (t->swapped)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
+                    "before saving",
+                    fn);
   const onerec_model *m = t->m;
   const size_t bytes = m->n_params * sizeof(float);
+  const int groups = t->avg ? 4 : 3;
   float *host = orx_host_alloc(t->ctx, bytes);
   if (!host) return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
   orx_h5 h;
@@ -50,7 +57,7 @@ ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *t, const char
   if (!s) s = orx_h5_attr_write_i64(&h, h.file, "data_pos", (int64_t)data_pos);
   if (!s) s = orx_h5_attr_write_i64(&h, h.file, "n_params", (int64_t)m->n_params);
   if (!s) s = orx_h5_attr_write_i64(&h, h.file, "n_tensors", m->n_table);
-  for (int w = 0; !s && w < 3; w++) {
+  for (int w = 0; !s && w < groups; w++) {
     hid_t g = -1;
     s = ORX_OP(t->be, copy, host, buffer_of(t, w), bytes, ORX_COPY_D2H);
     if (!s) s = orx_h5_group_create(&h, k_groups[w], &g);
@@ -77,9 +84,10 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
   ORX_CHECK_ARG(path, fn);
   const onerec_model *m = t->m;
   const size_t bytes = m->n_params * sizeof(float);
-  float *host = orx_host_alloc(t->ctx, 3 * bytes);
+  const int groups = t->avg ? 4 : 3;
+  float *host = orx_host_alloc(t->ctx, (size_t)groups * bytes);
   if (!host) return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-  memset(host, 0, 3 * bytes); /* the padding between tensors stays zero */
+  memset(host, 0, (size_t)groups * bytes); /* the padding between tensors stays zero */
   orx_h5 h;
   onerec_status s = orx_h5_open(&h, path);
   if (s) {
@@ -101,7 +109,12 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
   if (!s && (step < 0 || samples < 0))
     s = orx_fail(ONEREC_ERR_FORMAT, "%s: step %lld, samples %lld", path, (long long)step,
                  (long long)samples);
-  for (int w = 0; !s && w < 3; w++) {
+  if (!s && t->avg && !orx_h5_exists(&h, h.file, k_groups[3]))
+    s = orx_fail(ONEREC_ERR_FORMAT,
+                 "%s: no moving average of the weights in this checkpoint (saved with "
+                 "ema_decay = 0): resume it with ema_decay = 0",
+                 path);
+  for (int w = 0; !s && w < groups; w++) {
     hid_t g = -1;
     s = orx_h5_group_open(&h, k_groups[w], &g);
     for (int i = 0; !s && i < m->n_table; i++) {
@@ -115,13 +128,14 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
     if (g >= 0) orx_h5_group_close(g);
   }
   orx_h5_close(&h);
-  for (int w = 0; !s && w < 3; w++)
+  for (int w = 0; !s && w < groups; w++)
     s = ORX_OP(t->be, copy, buffer_of(t, w), host + w * m->n_params, bytes, ORX_COPY_H2D);
   orx_host_free(t->ctx, host);
   if (s) return s;
   t->step = step;
   t->samples = samples;
   t->micro = 0;
+  t->swapped = 0; /* the file's weights are the trained ones */
   orx_trainer_clear_moe_load(t);
   if (data_pos) *data_pos = (uint64_t)pos;
   return ONEREC_OK;

@@ -46,6 +46,8 @@ onerec_status orx_decoder_forward(onerec_session *s, int64_t rows, int64_t len,
   float *x0 = s->dec_x[0];
   onerec_status st = ORX_OP(be, embedding_fwd, x0, m->dec_emb, s->dec_ids, n, d, dm->dec_vocab);
   if (!st) st = ORX_OP(be, add_bias, x0, m->dec_pos, rows, len * d);
+  if (!st && s->dec_in_drop.p > 0.0f)
+    st = ORX_OP(be, dropout, x0, n * d, s->dec_in_drop.p, s->dec_in_drop.seed);
   if (st) return st;
   const float *x = x0;
   for (int l = 0; l < c->dec_layers; l++) {
@@ -165,6 +167,8 @@ onerec_status orx_decoder_backward(onerec_session *s, const orx_bwd *b, int64_t 
       st = orx_self_attn_backward(be, &m->dec[l].self, &s->dec_self[l], b, x, dx, rows, len, d,
                                   dm->heads, NULL, 1);
   }
+  if (!st && s->dec_in_drop.p > 0.0f) /* through the input dropout, same mask */
+    st = ORX_OP(be, dropout, dx, n * d, s->dec_in_drop.p, s->dec_in_drop.seed);
   if (!st) st = ORX_OP(be, bias_bwd, orx_g(b, m->dec_pos), dx, rows, len * d);
   if (!st)
     st = ORX_OP(be, embedding_bwd, orx_g(b, m->dec_emb), dx, s->dec_ids, n, d, dm->dec_vocab);

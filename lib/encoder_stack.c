@@ -60,6 +60,9 @@ onerec_status orx_encoder_forward(onerec_session *s, const onerec_user_batch *u)
   }
   if (c->use_lifelong && (st = orx_lifelong_forward(s, u, x0, hm))) return st;
   if ((st = ORX_OP(be, add_bias, x0, m->enc_pos, B, T * d))) return st;
+  if (s->enc_in_drop.p > 0.0f &&
+      (st = ORX_OP(be, dropout, x0, nT * d, s->enc_in_drop.p, s->enc_in_drop.seed)))
+    return st;
   if ((st = ORX_OP(be, copy, s->enc_mask, hm, (size_t)nT, ORX_COPY_H2D))) return st;
 
   const float *x = x0;
@@ -100,6 +103,9 @@ onerec_status orx_encoder_backward(onerec_session *s, const orx_bwd *b,
       st = orx_self_attn_backward(be, &m->enc[l].attn, &s->enc_attn[l], b, s->enc_x[2 * l], dx,
                                   B, T, d, dm->heads, s->enc_mask, 0);
   }
+  /* through the input dropout (same mask) to the tokens and positions */
+  if (!st && s->enc_in_drop.p > 0.0f)
+    st = ORX_OP(be, dropout, dx, nT * d, s->enc_in_drop.p, s->enc_in_drop.seed);
   if (!st) st = ORX_OP(be, bias_bwd, orx_g(b, m->enc_pos), dx, B, T * d);
   if (st) return st;
 

@@ -222,6 +222,9 @@ struct onerec_session {
   onerec_context *ctx;
   orx_backend *be;
   int train;
+  /* dropout of the input tokens (after positions) of the encoder and the decoder: training
+   * sessions only, set by the trainer per micro-batch */
+  orx_drop enc_in_drop, dec_in_drop;
   int64_t max_batch, max_targets, max_lifelong;
   int64_t life_rows; /* lifelong memory rows (users x tokens) processed at once */
   void *dev;

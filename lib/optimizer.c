@@ -1,7 +1,6 @@
 /* AdamW over the parameter table (per-tensor learning rate and weight decay), the warm-up +
  * cosine schedule, clipping by the global gradient norm, and the MoE loss-free bias update. */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "optimizer.h"
@@ -56,14 +55,16 @@ static onerec_status moe_bias_update(onerec_trainer *t) {
   return ONEREC_OK;
 }
 
-onerec_status orx_clip_by_norm(orx_backend *be, const char *fn, const float *grad, int64_t n,
-                               float grad_scale, float clip, double *norm, float *scale) {
+onerec_status orx_clip_by_norm(orx_backend *be, const char *fn, int64_t update, const float *grad,
+                               int64_t n, float grad_scale, float clip, double *norm,
+                               float *scale) {
   double ss = 0.0;
   onerec_status st = ORX_OP(be, sum_squares, &ss, grad, n);
   if (st) return st;
   *norm = sqrt(ss) * grad_scale;
   if (!isfinite(*norm))
-    return orx_fail(ONEREC_ERR_INTERNAL, "%s: non-finite gradient (update skipped)", fn);
+    return orx_fail(ONEREC_ERR_INTERNAL, "%s at update %lld: non-finite gradient (update skipped)",
+                    fn, (long long)update);
   *scale = grad_scale;
   if (clip > 0.0f && *norm > clip) *scale = (float)(grad_scale * clip / *norm);
   return ONEREC_OK;
@@ -88,10 +89,9 @@ onerec_status orx_optimizer_update(onerec_trainer *t, float grad_scale) {
   const onerec_trainer_opts *o = &t->o;
   double norm = 0.0;
   float scale = 1.0f;
-  char fn[64];
-  snprintf(fn, sizeof fn, "onerec_trainer_step at update %lld", (long long)t->step + 1);
-  onerec_status st = orx_clip_by_norm(be, fn, t->grad, (int64_t)m->n_params,
-                                      grad_scale, o->clip_norm, &norm, &scale);
+  onerec_status st = orx_clip_by_norm(be, "onerec_trainer_step", t->step + 1, t->grad,
+                                      (int64_t)m->n_params, grad_scale, o->clip_norm, &norm,
+                                      &scale);
   if (st) return st;
   t->grad_norm = norm;
   t->step++;
@@ -108,9 +108,18 @@ onerec_status orx_optimizer_update(onerec_trainer *t, float grad_scale) {
                              orx_param_decays(p) ? o->weight_decay : 0.0f)))
       return st;
   }
-  if (o->moe_bias_rate > 0.0f) return moe_bias_update(t);
-  if (m->dims.moe_enc + m->dims.moe_dec > 0)
+  if (o->moe_bias_rate > 0.0f)
+    st = moe_bias_update(t);
+  else if (m->dims.moe_enc + m->dims.moe_dec > 0)
     memset(t->s->moe_load, 0,
            (size_t)((m->dims.moe_enc + m->dims.moe_dec) * m->cfg.experts) * sizeof(int64_t));
-  return ONEREC_OK;
+  if (!st && t->avg) {
+    /* avg = d avg + (1 - d) w; the warm-up of d keeps the first updates from being an average
+     * dominated by the random initial weights */
+    const double warm = (1.0 + (double)t->step) / (10.0 + (double)t->step);
+    const float d = (float)(warm < o->ema_decay ? warm : o->ema_decay);
+    st = ORX_OP(be, scale, t->avg, d, (int64_t)m->n_params);
+    if (!st) st = ORX_OP(be, axpy, t->avg, m->params, 1.0f - d, (int64_t)m->n_params);
+  }
+  return st;
 }

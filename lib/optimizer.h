@@ -7,10 +7,11 @@
 #include "backend.h"
 
 /* *norm = ||grad_scale * grad|| (sum of squares in double); *scale = grad_scale, lowered so that
- * ||scale * grad|| <= clip when clip > 0. A non-finite norm fails with fn's name in the message
- * (the caller then skips the update). */
-onerec_status orx_clip_by_norm(orx_backend *be, const char *fn, const float *grad, int64_t n,
-                               float grad_scale, float clip, double *norm, float *scale);
+ * ||scale * grad|| <= clip when clip > 0. A non-finite norm fails with fn's name and the number
+ * of the update in the message (the caller then skips the update). */
+onerec_status orx_clip_by_norm(orx_backend *be, const char *fn, int64_t update, const float *grad,
+                               int64_t n, float grad_scale, float clip, double *norm,
+                               float *scale);
 
 /* AdamW on [offset, offset + count) of the buffers base names (param, grad, m, v), with base's
  * betas, eps, grad_scale and step, at learning rate lr and decoupled decay wd. */

@@ -95,11 +95,13 @@ static onerec_status read_opts(const onerec_trainer_opts *in, onerec_trainer_opt
       !(o->beta2 > 0.0f && o->beta2 < 1.0f) || !(o->adam_eps > 0.0f) || o->warmup_steps < 0 ||
       o->total_steps < 0 || !(o->min_lr_ratio >= 0.0f && o->min_lr_ratio <= 1.0f) ||
       !isfinite(o->clip_norm) || !isfinite(o->moe_bias_rate) || !isfinite(o->weight_decay) ||
-      !(o->dropout >= 0.0f && o->dropout < 1.0f))
+      !(o->dropout >= 0.0f && o->dropout < 1.0f) ||
+      !(o->input_dropout >= 0.0f && o->input_dropout < 1.0f) ||
+      !(o->ema_decay >= 0.0f && o->ema_decay < 1.0f))
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: bad options (max_batch %lld >= 1, accum_steps %d >= 1, learning rates "
                     "%g / %g > 0, betas in (0,1), adam_eps > 0, warmup / total steps >= 0, "
-                    "min_lr_ratio in [0,1], dropout in [0,1))",
+                    "min_lr_ratio in [0,1], dropout, input_dropout and ema_decay in [0,1))",
                     fn, (long long)o->max_batch, o->accum_steps, (double)o->lr_dense,
                     (double)o->lr_sparse);
   return ONEREC_OK;
@@ -168,6 +170,7 @@ ONEREC_API void onerec_trainer_free(onerec_trainer *t) {
   if (t->grad) be->ops->free(be, t->grad);
   if (t->adam_m) be->ops->free(be, t->adam_m);
   if (t->adam_v) be->ops->free(be, t->adam_v);
+  if (t->avg) be->ops->free(be, t->avg);
   orx_host_free(t->ctx, t);
 }
 
@@ -198,19 +201,22 @@ ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
   t->grad = be->ops->alloc(be, bytes);
   t->adam_m = be->ops->alloc(be, bytes);
   t->adam_v = be->ops->alloc(be, bytes);
+  if (o.ema_decay > 0.0f) t->avg = be->ops->alloc(be, bytes);
   t->sh = orx_host_alloc(t->ctx, (size_t)t->shards * sizeof *t->sh);
-  if (!t->grad || !t->adam_m || !t->adam_v || !t->sh) {
+  if (!t->grad || !t->adam_m || !t->adam_v || (o.ema_decay > 0.0f && !t->avg) || !t->sh) {
     orx_host_free(t->ctx, t->sh);
     t->sh = NULL;
     onerec_trainer_free(t);
     return orx_fail(ONEREC_ERR_OUT_OF_MEMORY,
-                    "%s: cannot allocate gradients and optimiser state (3 x %zu bytes)", fn, bytes);
+                    "%s: cannot allocate gradients and optimiser state (%d x %zu bytes)", fn,
+                    o.ema_decay > 0.0f ? 4 : 3, bytes);
   }
   memset(t->sh, 0, (size_t)t->shards * sizeof *t->sh);
   for (int k = 0; k < t->shards && !st; k++) st = shard_create(t, &t->sh[k], k);
   if (!st) st = ORX_OP(be, memset0, t->grad, bytes);
   if (!st) st = ORX_OP(be, memset0, t->adam_m, bytes);
   if (!st) st = ORX_OP(be, memset0, t->adam_v, bytes);
+  if (!st && t->avg) st = ORX_OP(be, copy, t->avg, model->params, bytes, ORX_COPY_D2D);
   if (st) {
     onerec_trainer_free(t);
     return st;
@@ -251,6 +257,10 @@ static void set_dropout(const onerec_trainer *t, int shard) {
     s->qf_cross[l].drop = (orx_drop){p, drop_seed(t, shard, k++)};
     s->qf_ffn[l].drop = (orx_drop){p, drop_seed(t, shard, k++)};
   }
+  /* block numbers past any layer's, so the layers' masks are those of runs without it */
+  const float pin = t->o.input_dropout;
+  s->enc_in_drop = (orx_drop){pin, drop_seed(t, shard, (uint64_t)1 << 32)};
+  s->dec_in_drop = (orx_drop){pin, drop_seed(t, shard, ((uint64_t)1 << 32) + 1)};
 }
 
 /* Forward + backward of shard k's slice u (rows already checked against its session). */
@@ -426,6 +436,11 @@ ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *t, const onerec_use
   ORX_CHECK_ARG(t, fn);
   ORX_CHECK_ARG(users, fn);
   ORX_CHECK_ARG(codes, fn);
+  if (t->swapped)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
+                    "before training",
+                    fn);
   onerec_status st = ONEREC_OK;
   if (t->micro == 0 &&
       (st = ORX_OP(t->be, memset0, t->grad, t->m->n_params * sizeof(float))))
@@ -448,6 +463,28 @@ ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *t, const onerec_use
     st = orx_optimizer_update(t, 1.0f);
   }
   return st;
+}
+
+ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *t) {
+  static const char fn[] = "onerec_trainer_swap_ema";
+  ORX_CHECK_ARG(t, fn);
+  if (!t->avg)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: this trainer keeps no moving average (ema_decay = 0)", fn);
+  if (t->micro != 0)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: %lld micro-batches are accumulated; swap after an update", fn,
+                    (long long)t->micro);
+  /* between updates the gradient buffer is free (the next micro-batch zeroes it): the swap
+   * goes through it */
+  const size_t bytes = t->m->n_params * sizeof(float);
+  orx_backend *be = t->be;
+  onerec_status st = ORX_OP(be, copy, t->grad, t->m->params, bytes, ORX_COPY_D2D);
+  if (!st) st = ORX_OP(be, copy, t->m->params, t->avg, bytes, ORX_COPY_D2D);
+  if (!st) st = ORX_OP(be, copy, t->avg, t->grad, bytes, ORX_COPY_D2D);
+  if (st) return st;
+  t->swapped = !t->swapped;
+  return ONEREC_OK;
 }
 
 ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *t, onerec_train_stats *out) {

@@ -28,6 +28,8 @@ struct onerec_trainer {
   orx_shard *sh;                 /* o.shards of them */
   onerec_session *s;             /* shard 0's session (its MoE load feeds the bias update) */
   float *grad, *adam_m, *adam_v; /* device, m->n_params floats each */
+  float *avg;                    /* device: moving average of the weights (o.ema_decay > 0) */
+  int swapped;                   /* the model holds avg, avg the trained weights */
   orx_bwd b;                     /* shard 0's backward scratch */
   int64_t step, micro, samples;
   float loss, lr_dense, lr_sparse;
@@ -50,7 +52,8 @@ float orx_lr_at(const onerec_trainer_opts *o, int64_t step, float peak);
 /* Whether parameter p gets weight decay (dense matrices only). */
 int orx_param_decays(const orx_param *p);
 /* Clips (global norm) and applies one AdamW update with t->grad, advancing t->step; then the
- * MoE routing-bias update from the session's expert load (which it resets). */
+ * MoE routing-bias update from the session's expert load (which it resets) and the moving
+ * average of the weights. */
 onerec_status orx_optimizer_update(onerec_trainer *t, float grad_scale);
 
 #endif

@@ -203,6 +203,32 @@ static void test_eval_matches_brute_force(void **state) {
   free(codes);
 }
 
+/* Scores of every item for one fixed user under DIR/model.h5 (DIR under the test's folder). */
+static void model_scores(const char *run, double *lp) {
+  onerec_context *ctx = NULL;
+  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
+  assert_ok(onerec_context_create(&co, &ctx));
+  onerec_model *m = NULL;
+  onerec_session *s = NULL;
+  int32_t codes[N_ITEMS * LEVELS], items[4] = {1, 2, 3, 0};
+  for (int i = 0; i < N_ITEMS; i++) item_codes(i + 1, codes + i * LEVELS);
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s/model.h5", dir, run);
+  assert_ok(onerec_model_load(ctx, path, &m));
+  ONEREC_OPTS(onerec_session_opts, sso, .max_batch = 1, .max_targets = N_ITEMS);
+  assert_ok(onerec_session_create(m, ctx, &sso, &s));
+  int64_t offs[2] = {0, 3}, toffs[2] = {0, N_ITEMS};
+  int32_t sid[3 * LEVELS];
+  for (int i = 0; i < 3; i++) item_codes(items[i], sid + i * LEVELS);
+  ONEREC_OPTS(onerec_user_batch, ub, .batch = 1, .static_cat = items + 3,
+              .short_term = {.offsets = offs, .items = sid},
+              .positive = {.offsets = offs, .items = sid});
+  assert_ok(onerec_session_score(s, &ub, toffs, codes, lp, N_ITEMS));
+  onerec_session_free(s);
+  onerec_model_free(m);
+  onerec_context_free(ctx);
+}
+
 /* an interrupted run resumed from its checkpoint ends with the same model as an uninterrupted
  * one: the same scores for the same users, bit for bit */
 static void test_resume_bit_exact(void **state) {
@@ -233,36 +259,38 @@ static void test_resume_bit_exact(void **state) {
   *strstr(a, "\"seconds\"") = '\0';
   *strstr(bb, "\"seconds\"") = '\0';
   assert_string_equal(a, bb);
-  onerec_context *ctx = NULL;
-  ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
-  assert_ok(onerec_context_create(&co, &ctx));
-  onerec_model *m[2] = {NULL, NULL};
-  onerec_session *s[2] = {NULL, NULL};
   double lp[2][N_ITEMS];
-  int32_t codes[N_ITEMS * LEVELS], items[4] = {1, 2, 3, 0};
-  for (int i = 0; i < N_ITEMS; i++) item_codes(i + 1, codes + i * LEVELS);
-  for (int k = 0; k < 2; k++) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s/model.h5", dir, k ? "rb" : "ra");
-    assert_ok(onerec_model_load(ctx, path, &m[k]));
-    ONEREC_OPTS(onerec_session_opts, sso, .max_batch = 1, .max_targets = N_ITEMS);
-    assert_ok(onerec_session_create(m[k], ctx, &sso, &s[k]));
-    ONEREC_OPTS(onerec_model_config, c);
-    onerec_model_config_get(m[k], &c);
-    int64_t offs[2] = {0, 3}, toffs[2] = {0, N_ITEMS};
-    int32_t sid[3 * LEVELS];
-    for (int i = 0; i < 3; i++) item_codes(items[i], sid + i * LEVELS);
-    ONEREC_OPTS(onerec_user_batch, ub, .batch = 1, .static_cat = items + 3,
-                .short_term = {.offsets = offs, .items = sid},
-                .positive = {.offsets = offs, .items = sid});
-    assert_ok(onerec_session_score(s[k], &ub, toffs, codes, lp[k], N_ITEMS));
-  }
+  model_scores("ra", lp[0]);
+  model_scores("rb", lp[1]);
   assert_memory_equal(lp[0], lp[1], sizeof lp[0]);
-  for (int k = 0; k < 2; k++) {
-    onerec_session_free(s[k]);
-    onerec_model_free(m[k]);
+}
+
+/* --ema: DIR/model.h5 is the moving average (not the trained weights), an interrupted run
+ * resumes it bit for bit, and a checkpoint without one cannot resume a run that keeps one. */
+static void test_ema(void **state) {
+  (void)state;
+  static char out[8192];
+  const char *runs[] = {"--steps 12 --out rw", "--steps 12 --ema 0.5 --out re",
+                        "--steps 12 --ema 0.5 --stop-at 5 --out rf",
+                        "--steps 12 --ema 0.5 --resume rf/checkpoint.h5 --out rf"};
+  for (int i = 0; i < 4; i++) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "train --data . --dataset beauty --catalog cat.h5 " TINY " %s",
+             runs[i]);
+    assert_int_equal(run_cli(cmd, out, sizeof out), 0);
   }
-  onerec_context_free(ctx);
+  double lw[N_ITEMS], le[N_ITEMS], lf[N_ITEMS];
+  model_scores("rw", lw);
+  model_scores("re", le);
+  model_scores("rf", lf);
+  assert_memory_equal(le, lf, sizeof le);
+  double diff = 0.0;
+  for (int i = 0; i < N_ITEMS; i++) diff += fabs(lw[i] - le[i]);
+  assert_true(diff > 1e-4);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 14 --ema 0.5 --resume rw/checkpoint.h5 --out rw2",
+                           out, sizeof out),
+                   1);
 }
 
 /* tu_read_file of a path under the test's folder */
@@ -460,6 +488,7 @@ int main(void) {
       cmocka_unit_test(test_train_eval),
       cmocka_unit_test(test_eval_matches_brute_force),
       cmocka_unit_test(test_resume_bit_exact),
+      cmocka_unit_test(test_ema),
       cmocka_unit_test(test_best_survives_resume),
       cmocka_unit_test(test_train_ml100k_static_features),
       cmocka_unit_test(test_shared_user_token),

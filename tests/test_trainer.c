@@ -331,7 +331,8 @@ static void test_resume_bit_identical(void **state) {
   onerec_context *ctx = tu_cpu_context(2);
   /* with dropout: its masks follow the update count, so they too must resume exactly */
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .warmup_steps = 2, .total_steps = 6,
-              .accum_steps = 1, .lr_dense = 5e-3f, .dropout = 0.2f, .dropout_seed = 9);
+              .accum_steps = 1, .lr_dense = 5e-3f, .dropout = 0.2f, .input_dropout = 0.1f,
+              .dropout_seed = 9, .ema_decay = 0.9f);
   char path[64];
   tmp_path(path, sizeof path);
 
@@ -359,6 +360,7 @@ static void test_resume_bit_identical(void **state) {
   assert_memory_equal(ma->params, mc->params, n * sizeof(float));
   assert_memory_equal(ta->adam_m, tc->adam_m, n * sizeof(float));
   assert_memory_equal(ta->adam_v, tc->adam_v, n * sizeof(float));
+  assert_memory_equal(ta->avg, tc->avg, n * sizeof(float));
   ONEREC_OPTS(onerec_train_stats, sa);
   ONEREC_OPTS(onerec_train_stats, sc);
   assert_ok(onerec_trainer_stats(ta, &sa));
@@ -394,6 +396,69 @@ static void test_resume_bit_identical(void **state) {
 
 /* Same steps on 1 and 2 threads: the same bits (the CPU ops are deterministic for any thread
  * count, and so is everything the trainer adds). */
+/* The moving average against the recurrence in double, swapping in and out, and what a
+ * swapped trainer refuses; a checkpoint without the average cannot resume a trainer with one. */
+static void test_ema(void **state) {
+  (void)state;
+  onerec_context *ctx = tu_cpu_context(1);
+  onerec_model *m = new_model(ctx, tiny_cfg(1), 5);
+  ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .lr_dense = 1e-2f, .ema_decay = 0.3f);
+  onerec_trainer *t = NULL;
+  assert_ok(onerec_trainer_create(m, &o, &t));
+  const size_t n = m->n_params;
+  double *want = malloc(n * sizeof(double));
+  float *w = malloc(n * sizeof(float));
+  assert_non_null(want);
+  assert_non_null(w);
+  for (size_t i = 0; i < n; i++) want[i] = m->params[i];
+  for (int k = 0; k < 4; k++) {
+    run_steps(t, k, k + 1);
+    double d = (2.0 + k) / (11.0 + k); /* update u = k + 1: (1 + u) / (10 + u), capped */
+    if (d > 0.3) d = 0.3;
+    for (size_t i = 0; i < n; i++) want[i] = d * want[i] + (1.0 - d) * m->params[i];
+  }
+  memcpy(w, m->params, n * sizeof(float));
+  double moved = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    assert_true(fabs((double)t->avg[i] - want[i]) <= 1e-6 + 1e-5 * fabs(want[i]));
+    moved += fabs((double)t->avg[i] - (double)w[i]);
+  }
+  assert_true(moved > 1e-3); /* the average is not the weights */
+  assert_ok(onerec_trainer_swap_ema(t));
+  for (size_t i = 0; i < n; i++)
+    assert_true(fabs((double)m->params[i] - want[i]) <= 1e-6 + 1e-5 * fabs(want[i]));
+  char path[64];
+  tmp_path(path, sizeof path);
+  users f;
+  onerec_user_batch u;
+  make_users(&f, &u, 0, 2, 3);
+  assert_status(onerec_trainer_step(t, &u, f.codes, NULL), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(onerec_last_error(), "swap_ema"));
+  assert_status(onerec_trainer_save(t, path, 0), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_ok(onerec_trainer_swap_ema(t));
+  assert_memory_equal(m->params, w, n * sizeof(float));
+
+  /* no average kept: swap refused; its checkpoint cannot resume a trainer that keeps one */
+  onerec_model *m0 = new_model(ctx, tiny_cfg(1), 5);
+  ONEREC_OPTS(onerec_trainer_opts, o0, .max_batch = MAXU);
+  onerec_trainer *t0 = NULL;
+  assert_ok(onerec_trainer_create(m0, &o0, &t0));
+  assert_status(onerec_trainer_swap_ema(t0), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_ok(onerec_trainer_save(t0, path, 0));
+  assert_status(onerec_trainer_load(t, path, NULL), ONEREC_ERR_FORMAT);
+  assert_non_null(strstr(onerec_last_error(), "moving average"));
+  assert_memory_equal(m->params, w, n * sizeof(float)); /* unchanged */
+  remove(path);
+  assert_status(onerec_trainer_swap_ema(NULL), ONEREC_ERR_INVALID_ARGUMENT);
+  free(want);
+  free(w);
+  onerec_trainer_free(t0);
+  onerec_model_free(m0);
+  onerec_trainer_free(t);
+  onerec_model_free(m);
+  onerec_context_free(ctx);
+}
+
 static void test_threads_identical(void **state) {
   (void)state;
   onerec_context *c1 = tu_cpu_context(1), *c2 = tu_cpu_context(2);
@@ -481,7 +546,7 @@ static void test_shards(void **state) {
   /* 2 shards on 1 thread (one after another) == on 2 threads (at once), dropout included */
   onerec_model *ma = new_model(c1, tiny_cfg(1), 22), *mb = new_model(c2, tiny_cfg(1), 22);
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .shards = 2, .dropout = 0.2f,
-              .warmup_steps = 1);
+              .input_dropout = 0.1f, .warmup_steps = 1);
   onerec_trainer *ta = NULL, *tb = NULL;
   assert_ok(onerec_trainer_create(ma, &o, &ta));
   assert_ok(onerec_trainer_create(mb, &o, &tb));
@@ -534,6 +599,11 @@ static void test_args(void **state) {
   assert_status(onerec_trainer_create(m, &bad, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_drop, .dropout = 1.0f);
   assert_status(onerec_trainer_create(m, &bad_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_trainer_opts, bad_in_drop, .input_dropout = -0.1f);
+  assert_status(onerec_trainer_create(m, &bad_in_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(onerec_last_error(), "input_dropout"));
+  ONEREC_OPTS(onerec_trainer_opts, bad_ema, .ema_decay = 1.0f);
+  assert_status(onerec_trainer_create(m, &bad_ema, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_shards, .shards = 65);
   assert_status(onerec_trainer_create(m, &bad_shards, &t), ONEREC_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(onerec_last_error(), "shards"));
@@ -712,6 +782,7 @@ int main(void) {
       cmocka_unit_test(test_accumulation),        cmocka_unit_test(test_moe_bias_update),
       cmocka_unit_test(test_loss_decreases),      cmocka_unit_test(test_resume_bit_identical),
       cmocka_unit_test(test_args),              cmocka_unit_test(test_golden_step),
+      cmocka_unit_test(test_ema),
       cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_non_finite),
       cmocka_unit_test(test_shards),
   };

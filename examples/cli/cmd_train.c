@@ -24,8 +24,8 @@ static void train_usage(FILE *f) {
           "                    [--layers N] [--d-model D] [--heads H] [--ffn F]\n"
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
           "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
-          "                    [--dropout 0] [--weight-decay 0.01] [--snapshots]\n"
-          "                    [--shards 1] [--uid-buckets 4096]\n"
+          "                    [--dropout 0] [--input-dropout 0] [--weight-decay 0.01]\n"
+          "                    [--ema 0] [--snapshots] [--shards 1] [--uid-buckets 4096]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -38,7 +38,10 @@ static void train_usage(FILE *f) {
           "  --short-len/--positive-len: most recent interactions each sequence pathway\n"
           "  reads (0 leaves the pathway out; Beauty's positive pathway repeats the short one)\n"
           "  --dropout P: drop probability of attention branches and FFN hidden layers in\n"
-          "  training steps; --weight-decay W: AdamW decay of dense matrices (0: none)\n"
+          "  training steps; --input-dropout P: of the encoder's and decoder's input tokens;\n"
+          "  --weight-decay W: AdamW decay of dense matrices (0: none)\n"
+          "  --ema D: keep a moving average of the weights (decay D, e.g. 0.9999); the\n"
+          "  evaluations, snapshots and DIR/model.h5 then use the average\n"
           "  --shards S: split each batch into S slices trained at once on S threads (of\n"
           "  --threads); 2 shards of 1 thread beat 1 of 2 threads on small models\n"
           "  --uid-buckets U: the user token embeds the user index modulo U (1: one token\n"
@@ -80,10 +83,18 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Exchanges the model's weights with their moving average (--ema); 1 after a message on error. */
+static int swap_average(onerec_trainer *t) {
+  onerec_status s = onerec_trainer_swap_ema(t);
+  if (s) cli_fail("onerec_trainer_swap_ema", s);
+  return s != ONEREC_OK;
+}
+
 int cmd_train(int argc, char **argv) {
   const char *data = NULL, *dataset = NULL, *preset = "0.015B", *out = "run", *resume = NULL;
   const char *catalog = NULL, *model_in = NULL;
-  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0, dropout = 0.0;
+  double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0, dropout = 0.0,
+         input_dropout = 0.0, ema_decay = 0.0;
   double weight_decay = 0.01;
   int snapshots = 0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
@@ -120,6 +131,8 @@ int cmd_train(int argc, char **argv) {
       CLI_INT("--short-len", &short_len, 0, 4096),
       CLI_INT("--positive-len", &positive_len, 0, 4096),
       CLI_REAL("--dropout", &dropout, 0.0, 1.0, CLI_OPEN_HI),
+      CLI_REAL("--input-dropout", &input_dropout, 0.0, 1.0, CLI_OPEN_HI),
+      CLI_REAL("--ema", &ema_decay, 0.0, 1.0, CLI_OPEN_HI),
       CLI_REAL("--weight-decay", &weight_decay, 0.0, 1.0, CLI_OPEN_HI),
       CLI_INT("--shards", &shards, 1, 64),
       CLI_INT("--uid-buckets", &uid_buckets, 1, 1 << 24),
@@ -276,6 +289,7 @@ int cmd_train(int argc, char **argv) {
   ONEREC_OPTS(onerec_trainer_opts, to, .max_batch = batch, .lr_dense = (float)lr,
               .lr_sparse = (float)lr_sparse, .warmup_steps = warmup,
               .total_steps = steps > 0 ? steps : 0, .dropout = (float)dropout,
+              .input_dropout = (float)input_dropout, .ema_decay = (float)ema_decay,
               .dropout_seed = (uint64_t)seed, .shards = (int32_t)shards,
               .weight_decay = weight_decay > 0.0 ? (float)weight_decay : -1.0f);
   if ((s = onerec_trainer_create(m, &to, &t))) {
@@ -298,7 +312,7 @@ int cmd_train(int argc, char **argv) {
           dataset, (long long)n, (long long)per_epoch, (long long)onerec_model_param_count(m),
           (long long)K, levels);
   const double t0 = now_s(), budget = minutes > 0 ? minutes * 60.0 : INFINITY;
-  double last = t0, ema = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
+  double last = t0, loss_avg = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
   long long evals_since_best = 0;
   mkdir(out, 0755);
   if (catalog && cli_run_info_write(out, data, dataset, catalog)) goto done;
@@ -332,7 +346,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     step++;
-    ema = step == step0 + 1 ? loss : 0.98 * ema + 0.02 * loss;
+    loss_avg = step == step0 + 1 ? loss : 0.98 * loss_avg + 0.02 * loss;
     double tn = now_s(), el = tn - t0 - eval_secs;
     int finished = (end > 0 && step >= end) || el >= budget;
     if (tn - last >= 5.0 || finished || step == step0 + 1) {
@@ -342,13 +356,14 @@ int cmd_train(int argc, char **argv) {
       double left = end > 0 ? (double)(end - step) * el / (double)(step - step0) : budget - el;
       if (minutes > 0 && left > budget - el) left = budget - el;
       fprintf(stderr, "step %lld  epoch %.2f  loss %.4f  lr %.2e  %.1f samples/s  ETA %.0f s\n",
-              (long long)step, (double)step / (double)per_epoch, ema, (double)st.lr_dense, sps,
-              left > 0 ? left : 0.0);
+              (long long)step, (double)step / (double)per_epoch, loss_avg, (double)st.lr_dense,
+              sps, left > 0 ? left : 0.0);
       last = tn;
     }
     if (eval_every > 0 && (finished || tn >= next_eval)) {
       const double e0 = now_s();
       cli_eval_result r = {0};
+      if (ema_decay > 0.0 && swap_average(t)) goto done; /* evaluate the average */
       if (cli_eval_run(ctx, m, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0, &r))
         goto done;
       int better = r.recall10 > best;
@@ -372,9 +387,10 @@ int cmd_train(int argc, char **argv) {
           goto done;
         }
       }
+      if (ema_decay > 0.0 && swap_average(t)) goto done; /* back to training */
       cli_eval_print(stdout, &r, "valid");
       printf(",\"step\":%lld,\"minutes\":%.2f,\"loss\":%.5f,\"best\":%s", (long long)step, el / 60.0,
-             ema, better ? "true" : "false");
+             loss_avg, better ? "true" : "false");
       if (snapshots) {
         printf(",\"snapshot\":");
         cli_json_string(stdout, buf);
@@ -388,10 +404,12 @@ int cmd_train(int argc, char **argv) {
   }
   snprintf(buf, sizeof buf, "%s/model.h5", out);
   if (eval_every <= 0) {
+    if (ema_decay > 0.0 && swap_average(t)) goto done;
     if ((s = onerec_model_save(m, buf))) {
       cli_fail(buf, s);
       goto done;
     }
+    if (ema_decay > 0.0 && swap_average(t)) goto done;
     /* this model.h5 was never evaluated: a record of an earlier best no longer describes it */
     snprintf(buf, sizeof buf, "%s/best.json", out);
     remove(buf);

@@ -57,6 +57,16 @@ typedef struct onerec_trainer_opts {
                             slices run one after another. Small GEMMs scale poorly over threads,
                             so 2 shards of 1 thread train faster than 1 of 2 threads. A resumed
                             run continues bit for bit only with the same shard count. */
+  float input_dropout;   /* drop probability (default 0, < 1) of the input tokens of the encoder
+                            (pathway tokens + positions) and of the decoder (code embeddings +
+                            positions) in training steps, as T5 drops its embeddings; masks
+                            drawn like dropout's (update, micro-batch, shard) */
+  float ema_decay;       /* 0 (default): off. In (0, 1): the trainer also keeps an exponential
+                            moving average of the weights, after every update
+                            avg = d avg + (1 - d) w with d = min(ema_decay, (1 + u) / (10 + u))
+                            at update u (early updates are not drowned by the initial weights);
+                            onerec_trainer_swap_ema puts it into the model for evaluating or
+                            saving. Checkpoints carry it. */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
@@ -94,8 +104,14 @@ ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *trainer,
 ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *trainer,
                                               onerec_train_stats *stats);
 
+/* Exchanges the model's weights with their moving average (ema_decay > 0): after one call the
+ * model holds the average (evaluate it, onerec_model_save it), a second call restores the
+ * trained weights. While swapped, onerec_trainer_step and onerec_trainer_save refuse to run.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, no average kept, micro-batches pending). */
+ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *trainer);
+
 /* Saves a checkpoint (HDF5, written atomically): weights (MoE routing biases included), AdamW
- * moments, the update and sample counters and `data_pos` (an opaque position in the caller's
+ * moments, the moving average of the weights (ema_decay > 0), the update and sample counters and `data_pos` (an opaque position in the caller's
  * data, e.g. samples consumed; the caller's shuffle seed belongs there too). Saving the model
  * for serving is onerec_model_save; a checkpoint is for resuming. Take it between updates
  * (no accumulated micro-batch): training resumed from it continues bit-identically.
@@ -104,7 +120,8 @@ ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *trainer, cons
                                              uint64_t data_pos);
 
 /* Restores a checkpoint into a trainer whose model has the same configuration: weights,
- * moments, counters; *data_pos (may be NULL) receives the saved position. Everything is read
+ * moments, the moving average (a trainer with ema_decay > 0 needs a checkpoint that has one),
+ * counters; *data_pos (may be NULL) receives the saved position. Everything is read
  * and checked before anything is overwritten: on error trainer and model are unchanged.
  * Errors: ONEREC_ERR_IO, ONEREC_ERR_FORMAT (not a checkpoint, missing dataset), ONEREC_ERR_SHAPE
  * (another configuration), ONEREC_ERR_INVALID_ARGUMENT. */
