@@ -270,7 +270,7 @@ static void test_resume_bit_exact(void **state) {
 static void test_ema(void **state) {
   (void)state;
   static char out[8192];
-  const char *runs[] = {"--steps 12 --out rw", "--steps 12 --ema 0.5 --out re",
+  const char *runs[] = {"--steps 12 --out rw", "--steps 12 --ema 0.5 --out deep/er/re",
                         "--steps 12 --ema 0.5 --stop-at 5 --out rf",
                         "--steps 12 --ema 0.5 --resume rf/checkpoint.h5 --out rf"};
   for (int i = 0; i < 4; i++) {
@@ -281,7 +281,7 @@ static void test_ema(void **state) {
   }
   double lw[N_ITEMS], le[N_ITEMS], lf[N_ITEMS];
   model_scores("rw", lw);
-  model_scores("re", le);
+  model_scores("deep/er/re", le); /* --out made its parents */
   model_scores("rf", lf);
   assert_memory_equal(le, lf, sizeof le);
   double diff = 0.0;
@@ -460,6 +460,16 @@ static void test_bad_flags(void **state) {
     assert_int_equal(run_cli(bad2[i], out, sizeof out), 2);
     assert_string_equal(out, "");
   }
+  /* an --out that cannot be a folder fails before any training */
+  char af[128];
+  snprintf(af, sizeof af, "%s/afile", dir);
+  FILE *g = fopen(af, "w");
+  assert_non_null(g);
+  fclose(g);
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 --steps 2 "
+                           "--out afile/run",
+                           out, sizeof out),
+                   1);
   /* a model of another shape: a clear failure, not a crash */
   assert_int_equal(run_cli("model create --preset 0.015B --levels 3 --codes 8 --layers 1 "
                            "--d-model 16 --heads 2 --ffn 32 --out m3.h5",

@@ -78,6 +78,11 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, size_
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);
 
+/* Creates folder dir and its missing parents (mkdir -p); 1 after a message if it cannot, or if
+ * dir is not a writable folder. Commands that write into a folder call it before any long
+ * work, so a bad --out fails at once instead of after training. */
+int cli_mkdirs(const char *dir);
+
 /* Small text files written atomically: cli_atomic_open opens path's sibling path.tmp (its
  * name into tmp, len bytes) for the caller to write; cli_atomic_commit closes it and renames
  * it over path, or removes it. Both print what failed; open returns NULL, commit 1. */

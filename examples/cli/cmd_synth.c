@@ -8,7 +8,6 @@
  * item features (and the semantic IDs built from them) see the topics too. Deterministic for a
  * seed. */
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -57,7 +56,7 @@ int cmd_synth(int argc, char **argv) {
             topics);
     return 2;
   }
-  mkdir(out, 0755); /* may exist already; fopen reports any real problem */
+  if (cli_mkdirs(out)) return 1;
   char path[4200];
   snprintf(path, sizeof path, "%s/Beauty_items.tsv", out);
   FILE *f = fopen(path, "w");

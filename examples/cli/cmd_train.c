@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -150,6 +149,7 @@ int cmd_train(int argc, char **argv) {
     train_usage(stderr);
     return 2;
   }
+  if (cli_mkdirs(out)) return 1;
   ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = (int)threads,
               .seed = (uint64_t)seed);
   onerec_context *ctx = NULL;
@@ -314,7 +314,6 @@ int cmd_train(int argc, char **argv) {
   const double t0 = now_s(), budget = minutes > 0 ? minutes * 60.0 : INFINITY;
   double last = t0, loss_avg = 0.0, next_eval = t0 + eval_every * 60.0, best = -1.0;
   long long evals_since_best = 0;
-  mkdir(out, 0755);
   if (catalog && cli_run_info_write(out, data, dataset, catalog)) goto done;
   if (resume && eval_every > 0) {
     best = best_read(out);

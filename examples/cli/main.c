@@ -1,4 +1,7 @@
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,6 +42,32 @@ void cli_json_string(FILE *f, const char *s) {
       fputc(c, f);
   }
   fputc('"', f);
+}
+
+int cli_mkdirs(const char *dir) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+    fprintf(stderr, "onerec: folder name too long: %s\n", dir);
+    return 1;
+  }
+  /* each parent in turn, then the folder itself; existing ones are fine */
+  for (char *c = p + 1;; c++) {
+    if (*c != '/' && *c != '\0') continue;
+    const char keep = *c;
+    *c = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      fprintf(stderr, "onerec: cannot create folder %s: %s\n", p, strerror(errno));
+      return 1;
+    }
+    *c = keep;
+    if (!keep) break;
+  }
+  struct stat st;
+  if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode) || access(p, W_OK | X_OK) != 0) {
+    fprintf(stderr, "onerec: %s is not a writable folder\n", p);
+    return 1;
+  }
+  return 0;
 }
 
 FILE *cli_atomic_open(const char *path, char *tmp, size_t len) {
