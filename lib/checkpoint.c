@@ -35,6 +35,8 @@ ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *t, const char
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: %lld micro-batches are accumulated; save after an update", fn,
                     (long long)t->micro);
+  if (t->lost)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
   if (t->swapped)
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
@@ -136,6 +138,7 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
   t->samples = samples;
   t->micro = 0;
   t->swapped = 0; /* the file's weights are the trained ones */
+  t->lost = 0;
   orx_trainer_clear_moe_load(t);
   if (data_pos) *data_pos = (uint64_t)pos;
   return ONEREC_OK;

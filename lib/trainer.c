@@ -227,6 +227,10 @@ ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
   return ONEREC_OK;
 }
 
+const char orx_trainer_lost_msg[] =
+    "a failed onerec_trainer_swap_ema left the weights and their average inconsistent: "
+    "onerec_trainer_load a checkpoint first";
+
 /* A seed per (update, micro-batch, shard, block): splitmix64 of the combination (shard 0 adds
  * nothing, so one shard draws what the trainer drew before shards existed). */
 static uint64_t drop_seed(const onerec_trainer *t, int shard, uint64_t block) {
@@ -436,6 +440,8 @@ ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *t, const onerec_use
   ORX_CHECK_ARG(t, fn);
   ORX_CHECK_ARG(users, fn);
   ORX_CHECK_ARG(codes, fn);
+  if (t->lost)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
   if (t->swapped)
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
@@ -475,16 +481,28 @@ ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *t) {
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: %lld micro-batches are accumulated; swap after an update", fn,
                     (long long)t->micro);
+  if (t->lost)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
   /* between updates the gradient buffer is free (the next micro-batch zeroes it): the swap
    * goes through it */
   const size_t bytes = t->m->n_params * sizeof(float);
   orx_backend *be = t->be;
   onerec_status st = ORX_OP(be, copy, t->grad, t->m->params, bytes, ORX_COPY_D2D);
-  if (!st) st = ORX_OP(be, copy, t->m->params, t->avg, bytes, ORX_COPY_D2D);
-  if (!st) st = ORX_OP(be, copy, t->avg, t->grad, bytes, ORX_COPY_D2D);
-  if (st) return st;
-  t->swapped = !t->swapped;
-  return ONEREC_OK;
+  if (st) return st; /* nothing changed */
+  st = ORX_OP(be, copy, t->m->params, t->avg, bytes, ORX_COPY_D2D);
+  onerec_status st3 = st ? ONEREC_OK : ORX_OP(be, copy, t->avg, t->grad, bytes, ORX_COPY_D2D);
+  if (!st && !st3) {
+    t->swapped = !t->swapped;
+    return ONEREC_OK;
+  }
+  /* the model is half written (or holds the average while the average is half written): put
+   * the weights it had back; the average survives only if its own copy never started */
+  const char *msg = onerec_last_error();
+  char why[256];
+  snprintf(why, sizeof why, "%s", msg);
+  if (ORX_OP(be, copy, t->m->params, t->grad, bytes, ORX_COPY_D2D) || st3) t->lost = 1;
+  return orx_fail(st ? st : st3, "%s: %s%s", fn, why,
+                  t->lost ? " (the trainer is unusable until onerec_trainer_load)" : "");
 }
 
 ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *t, onerec_train_stats *out) {

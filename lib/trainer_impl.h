@@ -30,6 +30,8 @@ struct onerec_trainer {
   float *grad, *adam_m, *adam_v; /* device, m->n_params floats each */
   float *avg;                    /* device: moving average of the weights (o.ema_decay > 0) */
   int swapped;                   /* the model holds avg, avg the trained weights */
+  int lost;                      /* a failed swap left weights / average inconsistent: only
+                                    onerec_trainer_load (which clears it) may follow */
   orx_bwd b;                     /* shard 0's backward scratch */
   int64_t step, micro, samples;
   float loss, lr_dense, lr_sparse;
@@ -43,6 +45,9 @@ struct onerec_trainer {
 onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_batch *u,
                                            const int32_t *codes, float grad_scale,
                                            double *loss);
+
+/* The message of every call a lost trainer (t->lost) refuses. */
+extern const char orx_trainer_lost_msg[];
 
 /* Zeroes every shard's MoE expert load (a failed micro-batch's or a loaded checkpoint's). */
 void orx_trainer_clear_moe_load(onerec_trainer *t);

@@ -18,17 +18,22 @@
 
 static char dir[64], cli_path[4096];
 
-static int run_cli(const char *args, char *out, size_t len) {
+/* Runs the CLI in the test's folder; out receives its stdout (and its stderr with err). */
+static int run_cli_in(const char *args, int err, char *out, size_t len) {
   if (!cli_path[0]) fail_msg("ONEREC_CLI not set (run through make test)");
   char cmd[8192];
-  /* the runs write their files in the test's folder */
-  snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>/dev/null", dir, cli_path, args);
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s %s", dir, cli_path, args,
+           err ? "2>&1" : "2>/dev/null");
   FILE *p = popen(cmd, "r");
   assert_non_null(p);
   size_t n = fread(out, 1, len - 1, p);
   out[n] = '\0';
   int st = pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_cli(const char *args, char *out, size_t len) {
+  return run_cli_in(args, 0, out, len);
 }
 
 /* item id i+1 (ids start at 1 as in Beauty.txt) -> codes (i / 8, 3i mod 8): unique */
@@ -287,10 +292,19 @@ static void test_ema(void **state) {
   double diff = 0.0;
   for (int i = 0; i < N_ITEMS; i++) diff += fabs(lw[i] - le[i]);
   assert_true(diff > 1e-4);
-  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
-                           " --steps 14 --ema 0.5 --resume rw/checkpoint.h5 --out rw2",
-                           out, sizeof out),
+  assert_int_equal(run_cli_in("train --data . --dataset beauty --catalog cat.h5 " TINY
+                              " --steps 14 --ema 0.5 --resume rw/checkpoint.h5 --out rw2",
+                              1, out, sizeof out),
                    1);
+  assert_non_null(strstr(out, "no moving average"));
+  /* evaluations swap the average in and out while training goes on */
+  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 " TINY
+                           " --steps 6 --ema 0.5 --eval-every 1e-6 --eval-users 5 --out rv",
+                           out, sizeof out),
+                   0);
+  assert_true(strstr(out, "\"split\":\"valid\"") != NULL);
+  double lv[N_ITEMS];
+  model_scores("rv", lv);
 }
 
 /* tu_read_file of a path under the test's folder */

@@ -394,8 +394,6 @@ static void test_resume_bit_identical(void **state) {
   onerec_context_free(ctx);
 }
 
-/* Same steps on 1 and 2 threads: the same bits (the CPU ops are deterministic for any thread
- * count, and so is everything the trainer adds). */
 /* The moving average against the recurrence in double, swapping in and out, and what a
  * swapped trainer refuses; a checkpoint without the average cannot resume a trainer with one. */
 static void test_ema(void **state) {
@@ -437,6 +435,13 @@ static void test_ema(void **state) {
   assert_status(onerec_trainer_save(t, path, 0), ONEREC_ERR_INVALID_ARGUMENT);
   assert_ok(onerec_trainer_swap_ema(t));
   assert_memory_equal(m->params, w, n * sizeof(float));
+  /* a load ends a swap: the file's weights are the trained ones */
+  assert_ok(onerec_trainer_save(t, path, 0));
+  assert_ok(onerec_trainer_swap_ema(t));
+  assert_ok(onerec_trainer_load(t, path, NULL));
+  assert_memory_equal(m->params, w, n * sizeof(float));
+  assert_ok(onerec_trainer_step(t, &u, f.codes, NULL));
+  assert_ok(onerec_trainer_load(t, path, NULL));
 
   /* no average kept: swap refused; its checkpoint cannot resume a trainer that keeps one */
   onerec_model *m0 = new_model(ctx, tiny_cfg(1), 5);
@@ -450,6 +455,15 @@ static void test_ema(void **state) {
   assert_memory_equal(m->params, w, n * sizeof(float)); /* unchanged */
   remove(path);
   assert_status(onerec_trainer_swap_ema(NULL), ONEREC_ERR_INVALID_ARGUMENT);
+  /* not between micro-batches of one update (the gradient buffer is in use) */
+  ONEREC_OPTS(onerec_trainer_opts, o2, .max_batch = MAXU, .accum_steps = 2, .ema_decay = 0.5f);
+  onerec_trainer *t2 = NULL;
+  assert_ok(onerec_trainer_create(m0, &o2, &t2));
+  assert_ok(onerec_trainer_step(t2, &u, f.codes, NULL));
+  assert_status(onerec_trainer_swap_ema(t2), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_ok(onerec_trainer_step(t2, &u, f.codes, NULL));
+  assert_ok(onerec_trainer_swap_ema(t2));
+  onerec_trainer_free(t2);
   free(want);
   free(w);
   onerec_trainer_free(t0);
@@ -459,6 +473,8 @@ static void test_ema(void **state) {
   onerec_context_free(ctx);
 }
 
+/* Same steps on 1 and 2 threads: the same bits (the CPU ops are deterministic for any thread
+ * count, and so is everything the trainer adds). */
 static void test_threads_identical(void **state) {
   (void)state;
   onerec_context *c1 = tu_cpu_context(1), *c2 = tu_cpu_context(2);
@@ -601,7 +617,6 @@ static void test_args(void **state) {
   assert_status(onerec_trainer_create(m, &bad_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_in_drop, .input_dropout = -0.1f);
   assert_status(onerec_trainer_create(m, &bad_in_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
-  assert_non_null(strstr(onerec_last_error(), "input_dropout"));
   ONEREC_OPTS(onerec_trainer_opts, bad_ema, .ema_decay = 1.0f);
   assert_status(onerec_trainer_create(m, &bad_ema, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_shards, .shards = 65);

@@ -57,16 +57,20 @@ typedef struct onerec_trainer_opts {
                             slices run one after another. Small GEMMs scale poorly over threads,
                             so 2 shards of 1 thread train faster than 1 of 2 threads. A resumed
                             run continues bit for bit only with the same shard count. */
-  float input_dropout;   /* drop probability (default 0, < 1) of the input tokens of the encoder
-                            (pathway tokens + positions) and of the decoder (code embeddings +
+  int32_t reserved0;     /* 0: fills the padding after shards, so later fields lie past the
+                            size older callers pass (ignored) */
+  float input_dropout;   /* drop probability (default 0, < 1) of every element of the input
+                            tokens of the encoder (pathway tokens + positions, padding and
+                            lifelong tokens included) and of the decoder (code embeddings +
                             positions) in training steps, as T5 drops its embeddings; masks
                             drawn like dropout's (update, micro-batch, shard) */
   float ema_decay;       /* 0 (default): off. In (0, 1): the trainer also keeps an exponential
-                            moving average of the weights, after every update
-                            avg = d avg + (1 - d) w with d = min(ema_decay, (1 + u) / (10 + u))
-                            at update u (early updates are not drowned by the initial weights);
-                            onerec_trainer_swap_ema puts it into the model for evaluating or
-                            saving. Checkpoints carry it. */
+                            moving average of the weights: after update u (counted from 1)
+                            avg = d avg + (1 - d) w with d = min(ema_decay, (1 + u) / (10 + u)),
+                            so early updates are not drowned by the initial weights (with 0.9999
+                            the cap binds after ~90k updates; before, the average spans roughly
+                            the last u / 9 updates). onerec_trainer_swap_ema puts it into the
+                            model for evaluating or saving. Checkpoints carry it. */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
@@ -106,23 +110,31 @@ ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *trainer,
 
 /* Exchanges the model's weights with their moving average (ema_decay > 0): after one call the
  * model holds the average (evaluate it, onerec_model_save it), a second call restores the
- * trained weights. While swapped, onerec_trainer_step and onerec_trainer_save refuse to run.
- * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, no average kept, micro-batches pending). */
+ * trained weights. While swapped, onerec_trainer_step and onerec_trainer_save refuse to run;
+ * onerec_trainer_load ends the swap (the file's weights are the trained ones); freeing the
+ * trainer while swapped leaves the average in the model. Sessions hold the keys and values of
+ * the users they encoded: encode again after a swap.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, no average kept, micro-batches pending), a backend
+ * copy's error (the trained weights are put back; if that fails too, or the average was being
+ * written, the trainer refuses all further work). */
 ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *trainer);
 
 /* Saves a checkpoint (HDF5, written atomically): weights (MoE routing biases included), AdamW
- * moments, the moving average of the weights (ema_decay > 0), the update and sample counters and `data_pos` (an opaque position in the caller's
- * data, e.g. samples consumed; the caller's shuffle seed belongs there too). Saving the model
- * for serving is onerec_model_save; a checkpoint is for resuming. Take it between updates
- * (no accumulated micro-batch): training resumed from it continues bit-identically.
- * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, micro-batches pending), ONEREC_ERR_IO. */
+ * moments, the moving average of the weights (ema_decay > 0), the update and sample counters
+ * and `data_pos` (an opaque position in the caller's data, e.g. samples consumed; the caller's
+ * shuffle seed belongs there too). Saving the model for serving is onerec_model_save; a
+ * checkpoint is for resuming. Take it between updates (no accumulated micro-batch): training
+ * resumed from it continues bit-identically.
+ * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, micro-batches pending, weights swapped with
+ * their average), ONEREC_ERR_IO. */
 ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *trainer, const char *path,
                                              uint64_t data_pos);
 
 /* Restores a checkpoint into a trainer whose model has the same configuration: weights,
- * moments, the moving average (a trainer with ema_decay > 0 needs a checkpoint that has one),
- * counters; *data_pos (may be NULL) receives the saved position. Everything is read
- * and checked before anything is overwritten: on error trainer and model are unchanged.
+ * moments, the moving average (a trainer with ema_decay > 0 needs a checkpoint that has one; a
+ * trainer without one ignores it, and its own checkpoints then have none), counters;
+ * *data_pos (may be NULL) receives the saved position. Everything is read and checked before
+ * anything is overwritten: on error trainer and model are unchanged.
  * Errors: ONEREC_ERR_IO, ONEREC_ERR_FORMAT (not a checkpoint, missing dataset), ONEREC_ERR_SHAPE
  * (another configuration), ONEREC_ERR_INVALID_ARGUMENT. */
 ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *trainer, const char *path,
