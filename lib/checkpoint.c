@@ -130,9 +130,11 @@ ONEREC_API onerec_status onerec_trainer_load(onerec_trainer *t, const char *path
     if (g >= 0) orx_h5_group_close(g);
   }
   orx_h5_close(&h);
-  for (int w = 0; !s && w < groups; w++)
+  int w = 0;
+  for (; !s && w < groups; w++)
     s = ORX_OP(t->be, copy, buffer_of(t, w), host + w * m->n_params, bytes, ORX_COPY_H2D);
   orx_host_free(t->ctx, host);
+  if (s && w > 1) t->lost = 1; /* a buffer was overwritten before the failing copy */
   if (s) return s;
   t->step = step;
   t->samples = samples;

@@ -495,14 +495,16 @@ ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *t) {
     t->swapped = !t->swapped;
     return ONEREC_OK;
   }
-  /* the model is half written (or holds the average while the average is half written): put
-   * the weights it had back; the average survives only if its own copy never started */
-  const char *msg = onerec_last_error();
+  /* Copy 2 failed: the model is half written, the average intact. Copy 3 failed: the model
+   * holds a whole copy of the old average, the average is half written: restore it from the
+   * model first. Then the trained weights go back from the gradient buffer. */
   char why[256];
-  snprintf(why, sizeof why, "%s", msg);
-  if (ORX_OP(be, copy, t->m->params, t->grad, bytes, ORX_COPY_D2D) || st3) t->lost = 1;
+  snprintf(why, sizeof why, "%s", onerec_last_error());
+  if (st3 && ORX_OP(be, copy, t->avg, t->m->params, bytes, ORX_COPY_D2D)) t->lost = 1;
+  if (ORX_OP(be, copy, t->m->params, t->grad, bytes, ORX_COPY_D2D)) t->lost = 1;
   return orx_fail(st ? st : st3, "%s: %s%s", fn, why,
-                  t->lost ? " (the trainer is unusable until onerec_trainer_load)" : "");
+                  t->lost ? " (the trainer is unusable until onerec_trainer_load)"
+                          : " (weights and average restored)");
 }
 
 ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *t, onerec_train_stats *out) {

@@ -480,10 +480,15 @@ static void test_bad_flags(void **state) {
   FILE *g = fopen(af, "w");
   assert_non_null(g);
   fclose(g);
-  assert_int_equal(run_cli("train --data . --dataset beauty --catalog cat.h5 --steps 2 "
-                           "--out afile/run",
-                           out, sizeof out),
+  assert_int_equal(run_cli_in("train --data . --dataset beauty --steps 2 --out afile/run", 1,
+                              out, sizeof out),
                    1);
+  assert_non_null(strstr(out, "cannot create folder"));
+  assert_null(strstr(out, "samples (")); /* before loading anything */
+  assert_int_equal(run_cli_in("train --data . --dataset beauty --steps 2 --out ''", 1, out,
+                              sizeof out),
+                   1);
+  assert_non_null(strstr(out, "empty folder name"));
   /* a model of another shape: a clear failure, not a crash */
   assert_int_equal(run_cli("model create --preset 0.015B --levels 3 --codes 8 --layers 1 "
                            "--d-model 16 --heads 2 --ffn 32 --out m3.h5",

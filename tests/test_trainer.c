@@ -473,6 +473,74 @@ static void test_ema(void **state) {
   onerec_context_free(ctx);
 }
 
+/* A backend whose copies fail from the fail_at-th call on (for fail_n calls): what a failed
+ * swap leaves behind. */
+static const orx_backend_ops *real_ops;
+static int copy_calls, fail_at, fail_n;
+static onerec_status flaky_copy(orx_backend *be, void *dst, const void *src, size_t bytes,
+                                orx_copy_kind kind) {
+  ++copy_calls;
+  if (copy_calls >= fail_at && copy_calls < fail_at + fail_n) return ONEREC_ERR_INTERNAL;
+  return real_ops->copy(be, dst, src, bytes, kind);
+}
+
+static void test_ema_swap_failure(void **state) {
+  (void)state;
+  onerec_context *ctx = tu_cpu_context(1);
+  onerec_model *m = new_model(ctx, tiny_cfg(0), 6);
+  ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .lr_dense = 1e-2f, .ema_decay = 0.3f);
+  onerec_trainer *t = NULL;
+  assert_ok(onerec_trainer_create(m, &o, &t));
+  run_steps(t, 0, 3);
+  const size_t n = m->n_params, bytes = n * sizeof(float);
+  float *w = malloc(bytes), *a = malloc(bytes);
+  assert_non_null(w);
+  assert_non_null(a);
+  memcpy(w, m->params, bytes);
+  memcpy(a, t->avg, bytes);
+  char path[64];
+  tmp_path(path, sizeof path);
+  assert_ok(onerec_trainer_save(t, path, 0));
+  real_ops = t->be->ops;
+  orx_backend_ops flaky = *real_ops;
+  flaky.copy = flaky_copy;
+  /* the second copy (average -> model), then the third (weights -> average), fail: both are
+   * put back and the trainer goes on */
+  for (int k = 2; k <= 3; k++) {
+    copy_calls = 0, fail_at = k, fail_n = 1;
+    t->be->ops = &flaky;
+    assert_status(onerec_trainer_swap_ema(t), ONEREC_ERR_INTERNAL);
+    t->be->ops = real_ops;
+    assert_memory_equal(m->params, w, bytes);
+    assert_memory_equal(t->avg, a, bytes);
+    assert_false(t->lost);
+  }
+  /* the third copy and the repair of the average fail: unusable until a load */
+  copy_calls = 0, fail_at = 3, fail_n = 2;
+  t->be->ops = &flaky;
+  assert_status(onerec_trainer_swap_ema(t), ONEREC_ERR_INTERNAL);
+  t->be->ops = real_ops;
+  assert_memory_equal(m->params, w, bytes); /* the trained weights did come back */
+  users f;
+  onerec_user_batch u;
+  make_users(&f, &u, 0, 2, 3);
+  assert_status(onerec_trainer_step(t, &u, f.codes, NULL), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_trainer_save(t, path, 0), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_trainer_swap_ema(t), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(onerec_last_error(), "onerec_trainer_load"));
+  assert_ok(onerec_trainer_load(t, path, NULL));
+  assert_memory_equal(t->avg, a, bytes);
+  assert_ok(onerec_trainer_swap_ema(t));
+  assert_ok(onerec_trainer_swap_ema(t));
+  assert_ok(onerec_trainer_step(t, &u, f.codes, NULL));
+  remove(path);
+  free(w);
+  free(a);
+  onerec_trainer_free(t);
+  onerec_model_free(m);
+  onerec_context_free(ctx);
+}
+
 /* Same steps on 1 and 2 threads: the same bits (the CPU ops are deterministic for any thread
  * count, and so is everything the trainer adds). */
 static void test_threads_identical(void **state) {
@@ -798,6 +866,7 @@ int main(void) {
       cmocka_unit_test(test_loss_decreases),      cmocka_unit_test(test_resume_bit_identical),
       cmocka_unit_test(test_args),              cmocka_unit_test(test_golden_step),
       cmocka_unit_test(test_ema),
+      cmocka_unit_test(test_ema_swap_failure),
       cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_non_finite),
       cmocka_unit_test(test_shards),
   };

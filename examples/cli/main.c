@@ -46,6 +46,10 @@ void cli_json_string(FILE *f, const char *s) {
 
 int cli_mkdirs(const char *dir) {
   char p[4096];
+  if (!*dir) {
+    fprintf(stderr, "onerec: empty folder name\n");
+    return 1;
+  }
   if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
     fprintf(stderr, "onerec: folder name too long: %s\n", dir);
     return 1;

@@ -57,8 +57,9 @@ typedef struct onerec_trainer_opts {
                             slices run one after another. Small GEMMs scale poorly over threads,
                             so 2 shards of 1 thread train faster than 1 of 2 threads. A resumed
                             run continues bit for bit only with the same shard count. */
-  int32_t reserved0;     /* 0: fills the padding after shards, so later fields lie past the
-                            size older callers pass (ignored) */
+  int32_t reserved0;     /* ignored, never to be reused: fills the padding after shards (where
+                            callers built before input_dropout may leave garbage), so later
+                            fields lie past the size such callers pass */
   float input_dropout;   /* drop probability (default 0, < 1) of every element of the input
                             tokens of the encoder (pathway tokens + positions, padding and
                             lifelong tokens included) and of the decoder (code embeddings +
@@ -115,8 +116,8 @@ ONEREC_API onerec_status onerec_trainer_stats(const onerec_trainer *trainer,
  * trainer while swapped leaves the average in the model. Sessions hold the keys and values of
  * the users they encoded: encode again after a swap.
  * Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL, no average kept, micro-batches pending), a backend
- * copy's error (the trained weights are put back; if that fails too, or the average was being
- * written, the trainer refuses all further work). */
+ * copy's error (weights and average are put back; if that fails too, the trainer refuses all
+ * further work until onerec_trainer_load). */
 ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *trainer);
 
 /* Saves a checkpoint (HDF5, written atomically): weights (MoE routing biases included), AdamW
