@@ -35,20 +35,15 @@ ONEREC_API onerec_status onerec_trainer_save(const onerec_trainer *t, const char
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: %lld micro-batches are accumulated; save after an update", fn,
                     (long long)t->micro);
-  if (t->lost)
-    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
-  if (t->swapped)
-    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
-                    "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
-                    "before saving",
-                    fn);
+  onerec_status s = orx_trainer_check_state(t, fn, "saving");
+  if (s) return s;
   const onerec_model *m = t->m;
   const size_t bytes = m->n_params * sizeof(float);
   const int groups = t->avg ? 4 : 3;
   float *host = orx_host_alloc(t->ctx, bytes);
   if (!host) return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
   orx_h5 h;
-  onerec_status s = orx_h5_create(&h, path);
+  s = orx_h5_create(&h, path);
   if (s) {
     orx_host_free(t->ctx, host);
     return s;

@@ -227,9 +227,20 @@ ONEREC_API onerec_status onerec_trainer_create(onerec_model *model,
   return ONEREC_OK;
 }
 
-const char orx_trainer_lost_msg[] =
-    "a failed onerec_trainer_swap_ema left the weights and their average inconsistent: "
-    "onerec_trainer_load a checkpoint first";
+onerec_status orx_trainer_check_state(const onerec_trainer *t, const char *fn,
+                                      const char *action) {
+  if (t->lost)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: a failed onerec_trainer_swap_ema left the weights and their average "
+                    "inconsistent: onerec_trainer_load a checkpoint first",
+                    fn);
+  if (action && t->swapped)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
+                    "before %s",
+                    fn, action);
+  return ONEREC_OK;
+}
 
 /* A seed per (update, micro-batch, shard, block): splitmix64 of the combination (shard 0 adds
  * nothing, so one shard draws what the trainer drew before shards existed). */
@@ -440,14 +451,8 @@ ONEREC_API onerec_status onerec_trainer_step(onerec_trainer *t, const onerec_use
   ORX_CHECK_ARG(t, fn);
   ORX_CHECK_ARG(users, fn);
   ORX_CHECK_ARG(codes, fn);
-  if (t->lost)
-    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
-  if (t->swapped)
-    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
-                    "%s: the model holds the moving average; onerec_trainer_swap_ema it back "
-                    "before training",
-                    fn);
-  onerec_status st = ONEREC_OK;
+  onerec_status st = orx_trainer_check_state(t, fn, "training");
+  if (st) return st;
   if (t->micro == 0 &&
       (st = ORX_OP(t->be, memset0, t->grad, t->m->n_params * sizeof(float))))
     return st;
@@ -481,14 +486,14 @@ ONEREC_API onerec_status onerec_trainer_swap_ema(onerec_trainer *t) {
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: %lld micro-batches are accumulated; swap after an update", fn,
                     (long long)t->micro);
-  if (t->lost)
-    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: %s", fn, orx_trainer_lost_msg);
+  onerec_status st = orx_trainer_check_state(t, fn, NULL);
+  if (st) return st;
   /* between updates the gradient buffer is free (the next micro-batch zeroes it): the swap
    * goes through it */
   const size_t bytes = t->m->n_params * sizeof(float);
   orx_backend *be = t->be;
-  onerec_status st = ORX_OP(be, copy, t->grad, t->m->params, bytes, ORX_COPY_D2D);
-  if (st) return st; /* nothing changed */
+  if ((st = ORX_OP(be, copy, t->grad, t->m->params, bytes, ORX_COPY_D2D)))
+    return st; /* nothing changed */
   st = ORX_OP(be, copy, t->m->params, t->avg, bytes, ORX_COPY_D2D);
   onerec_status st3 = st ? ONEREC_OK : ORX_OP(be, copy, t->avg, t->grad, bytes, ORX_COPY_D2D);
   if (!st && !st3) {

@@ -46,8 +46,11 @@ onerec_status orx_trainer_forward_backward(onerec_trainer *t, const onerec_user_
                                            const int32_t *codes, float grad_scale,
                                            double *loss);
 
-/* The message of every call a lost trainer (t->lost) refuses. */
-extern const char orx_trainer_lost_msg[];
+/* Refuses (ONEREC_ERR_INVALID_ARGUMENT, fn's name in the message) any work on a trainer a failed
+ * swap left unusable (t->lost), and `action` (e.g. "training") while the model holds the
+ * moving average; action NULL: the swap state is fine. */
+onerec_status orx_trainer_check_state(const onerec_trainer *t, const char *fn,
+                                      const char *action);
 
 /* Zeroes every shard's MoE expert load (a failed micro-batch's or a loaded checkpoint's). */
 void orx_trainer_clear_moe_load(onerec_trainer *t);

@@ -82,8 +82,10 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Exchanges the model's weights with their moving average (--ema); 1 after a message on error. */
-static int swap_average(onerec_trainer *t) {
+/* Exchanges the model's weights with their moving average when --ema keeps one (ema_decay > 0;
+ * else nothing to do); 1 after a message on error. */
+static int swap_average(onerec_trainer *t, double ema_decay) {
+  if (ema_decay <= 0.0) return 0;
   onerec_status s = onerec_trainer_swap_ema(t);
   if (s) cli_fail("onerec_trainer_swap_ema", s);
   return s != ONEREC_OK;
@@ -362,7 +364,7 @@ int cmd_train(int argc, char **argv) {
     if (eval_every > 0 && (finished || tn >= next_eval)) {
       const double e0 = now_s();
       cli_eval_result r = {0};
-      if (ema_decay > 0.0 && swap_average(t)) goto done; /* evaluate the average */
+      if (swap_average(t, ema_decay)) goto done; /* evaluate the average */
       if (cli_eval_run(ctx, m, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0, &r))
         goto done;
       int better = r.recall10 > best;
@@ -386,7 +388,7 @@ int cmd_train(int argc, char **argv) {
           goto done;
         }
       }
-      if (ema_decay > 0.0 && swap_average(t)) goto done; /* back to training */
+      if (swap_average(t, ema_decay)) goto done; /* back to training */
       cli_eval_print(stdout, &r, "valid");
       printf(",\"step\":%lld,\"minutes\":%.2f,\"loss\":%.5f,\"best\":%s", (long long)step, el / 60.0,
              loss_avg, better ? "true" : "false");
@@ -403,12 +405,12 @@ int cmd_train(int argc, char **argv) {
   }
   snprintf(buf, sizeof buf, "%s/model.h5", out);
   if (eval_every <= 0) {
-    if (ema_decay > 0.0 && swap_average(t)) goto done;
+    if (swap_average(t, ema_decay)) goto done;
     if ((s = onerec_model_save(m, buf))) {
       cli_fail(buf, s);
       goto done;
     }
-    if (ema_decay > 0.0 && swap_average(t)) goto done;
+    if (swap_average(t, ema_decay)) goto done;
     /* this model.h5 was never evaluated: a record of an earlier best no longer describes it */
     snprintf(buf, sizeof buf, "%s/best.json", out);
     remove(buf);
