@@ -101,7 +101,8 @@ onerec_status orx_cpu_embedding_bwd(orx_backend *be, float *dtable, const float 
                                     const int32_t *ids, int64_t n, int64_t dim, int64_t vocab);
 onerec_status orx_cpu_cross_entropy(orx_backend *be, float *loss, float *dlogits,
                                     const float *logits, const int32_t *targets, int64_t rows,
-                                    int64_t vocab, int32_t ignore_index, float grad_scale);
+                                    int64_t vocab, int32_t ignore_index, float grad_scale,
+                                    float smoothing);
 onerec_status orx_cpu_adamw(orx_backend *be, const orx_adamw_args *a);
 onerec_status orx_cpu_axpy(orx_backend *be, float *y, const float *x, float alpha, int64_t n);
 onerec_status orx_cpu_scale(orx_backend *be, float *x, float alpha, int64_t n);

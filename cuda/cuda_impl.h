@@ -130,7 +130,8 @@ onerec_status orx_cuda_embedding_bwd(orx_backend *be, float *dtable, const float
 /* loss.cu */
 onerec_status orx_cuda_cross_entropy(orx_backend *be, float *loss, float *dlogits,
                                      const float *logits, const int32_t *targets, int64_t rows,
-                                     int64_t vocab, int32_t ignore_index, float grad_scale);
+                                     int64_t vocab, int32_t ignore_index, float grad_scale,
+                                     float smoothing);
 
 /* optim.cu */
 onerec_status orx_cuda_adamw(orx_backend *be, const orx_adamw_args *a);

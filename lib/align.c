@@ -354,9 +354,9 @@ static onerec_status infonce(orx_aligner *a, int64_t B, int grad, double *loss) 
   if (!s) s = ORX_OP(be, scale, a->logits, sc, 2 * B * B);
   const float gs = 0.5f / (float)B;
   if (!s)
-    s = ORX_OP(be, cross_entropy, a->rowloss, grad ? d1 : NULL, l1, a->targets, B, B, -1, gs);
+    s = ORX_OP(be, cross_entropy, a->rowloss, grad ? d1 : NULL, l1, a->targets, B, B, -1, gs, 0.0f);
   if (!s)
-    s = ORX_OP(be, cross_entropy, a->rowloss + B, grad ? d2 : NULL, l2, a->targets, B, B, -1, gs);
+    s = ORX_OP(be, cross_entropy, a->rowloss + B, grad ? d2 : NULL, l2, a->targets, B, B, -1, gs, 0.0f);
   if (!s)
     s = ORX_OP(be, copy, a->h_rowloss, a->rowloss, (size_t)(2 * B) * sizeof(float), ORX_COPY_D2H);
   if (s) return s;

@@ -25,7 +25,7 @@
 #include "onerec/context.h"
 #include "onerec/tensor.h"
 
-#define ORX_BACKEND_API_VERSION 2u /* 2: dropout */
+#define ORX_BACKEND_API_VERSION 3u /* 2: dropout; 3: label smoothing in cross_entropy */
 
 typedef struct orx_backend orx_backend;
 
@@ -183,13 +183,17 @@ typedef struct orx_backend_ops {
                                  const int32_t *ids, int64_t n, int64_t dim, int64_t vocab);
 
   /* ---- loss ---- */
-  /* Softmax cross-entropy per row: loss[i] = logsumexp(logits[i]) - logits[i, target[i]];
-   * rows whose target == ignore_index get loss 0 and no gradient. When dlogits is not NULL it
-   * receives (softmax - onehot) * grad_scale (written, not accumulated: the logits are a leaf
-   * of the loss). Targets outside [0, vocab) other than ignore_index are an error. */
+  /* Softmax cross-entropy per row against the label-smoothed target q = (1 - e) onehot + e / V
+   * (e = smoothing in [0, 1); 0: the plain loss): loss[i] = logsumexp(logits[i])
+   * - (1 - e) logits[i, target[i]] - e mean(logits[i]); rows whose target == ignore_index get
+   * loss 0 and no gradient. When dlogits is not NULL it receives (softmax - q) * grad_scale
+   * (written, not accumulated: the logits are a leaf of the loss). Targets outside [0, vocab)
+   * other than ignore_index are an error. With e > 0 every logit enters the loss, so a -inf
+   * logit makes it infinite. */
   onerec_status (*cross_entropy)(orx_backend *be, float *loss, float *dlogits,
                                  const float *logits, const int32_t *targets, int64_t rows,
-                                 int64_t vocab, int32_t ignore_index, float grad_scale);
+                                 int64_t vocab, int32_t ignore_index, float grad_scale,
+                                 float smoothing);
 
   /* ---- optimiser ---- */
   onerec_status (*adamw)(orx_backend *be, const orx_adamw_args *a);

@@ -16,7 +16,7 @@ onerec_status orx_gen_step(orx_gen *g, int64_t rows, int64_t p, int reorder, int
    * normaliser is computed exactly as onerec_session_score computes it, on the device */
   memset(s->h_targets, 0, (size_t)rows * sizeof(int32_t));
   st = ORX_OP(be, copy, s->targets, s->h_targets, (size_t)rows * sizeof(int32_t), ORX_COPY_H2D);
-  if (!st) st = ORX_OP(be, cross_entropy, s->loss, NULL, s->logits, s->targets, rows, K, -1, 1.0f);
+  if (!st) st = ORX_OP(be, cross_entropy, s->loss, NULL, s->logits, s->targets, rows, K, -1, 1.0f, 0.0f);
   if (!st) st = ORX_OP(be, copy, s->h_loss, s->loss, (size_t)rows * sizeof(float), ORX_COPY_D2H);
   if (st) return st;
   const float *lg = s->logits;

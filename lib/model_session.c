@@ -476,7 +476,7 @@ ONEREC_API onerec_status onerec_session_score(onerec_session *s, const onerec_us
   st = ORX_OP(s->be, copy, s->targets, s->h_targets, (size_t)n * sizeof(int32_t), ORX_COPY_H2D);
   if (!st)
     st = ORX_OP(s->be, cross_entropy, s->loss, NULL, s->logits, s->targets, n,
-                (int64_t)s->m->cfg.codebook, -1, 1.0f);
+                (int64_t)s->m->cfg.codebook, -1, 1.0f, 0.0f);
   if (!st) st = ORX_OP(s->be, copy, s->h_loss, s->loss, (size_t)n * sizeof(float), ORX_COPY_D2H);
   if (st) return st;
   for (int64_t r = 0; r < rows; r++) {

@@ -97,11 +97,13 @@ static onerec_status read_opts(const onerec_trainer_opts *in, onerec_trainer_opt
       !isfinite(o->clip_norm) || !isfinite(o->moe_bias_rate) || !isfinite(o->weight_decay) ||
       !(o->dropout >= 0.0f && o->dropout < 1.0f) ||
       !(o->input_dropout >= 0.0f && o->input_dropout < 1.0f) ||
-      !(o->ema_decay >= 0.0f && o->ema_decay < 1.0f))
+      !(o->ema_decay >= 0.0f && o->ema_decay < 1.0f) ||
+      !(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
                     "%s: bad options (max_batch %lld >= 1, accum_steps %d >= 1, learning rates "
                     "%g / %g > 0, betas in (0,1), adam_eps > 0, warmup / total steps >= 0, "
-                    "min_lr_ratio in [0,1], dropout, input_dropout and ema_decay in [0,1))",
+                    "min_lr_ratio in [0,1], dropout, input_dropout, ema_decay and "
+                    "label_smoothing in [0,1))",
                     fn, (long long)o->max_batch, o->accum_steps, (double)o->lr_dense,
                     (double)o->lr_sparse);
   return ONEREC_OK;
@@ -309,7 +311,7 @@ static onerec_status shard_forward_backward(const onerec_trainer *t, int k,
     st = ORX_OP(be, copy, s->targets, s->h_targets, (size_t)n * sizeof(int32_t), ORX_COPY_H2D);
   if (!st)
     st = ORX_OP(be, cross_entropy, s->loss, b->dlogits, s->logits, s->targets, n, K, -1,
-                grad_scale / (float)n);
+                grad_scale / (float)n, t->o.label_smoothing);
   if (!st) st = ORX_OP(be, copy, s->h_loss, s->loss, (size_t)n * sizeof(float), ORX_COPY_D2H);
   if (st) return st;
   double acc = 0.0;

@@ -117,7 +117,7 @@ static double loss_of(onerec_trainer *t, const onerec_user_batch *u, const int32
 
 /* Compares the gradient of every trainable tensor at `per` entries with central differences. */
 static void check_model(onerec_model_config cfg, int per, float h, float dropout,
-                        float in_drop, const char *what) {
+                        float in_drop, float smooth, const char *what) {
   onerec_context *ctx = tu_cpu_context(1);
   onerec_model *m = NULL;
   assert_ok(onerec_model_create(ctx, &cfg, 11, &m));
@@ -130,13 +130,13 @@ static void check_model(onerec_model_config cfg, int per, float h, float dropout
         m->params[p->offset + j] += 0.3f * tu_rand(&r);
   }
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = NB, .dropout = dropout,
-              .input_dropout = in_drop, .dropout_seed = 4);
+              .input_dropout = in_drop, .label_smoothing = smooth, .dropout_seed = 4);
   onerec_trainer *t = NULL;
   assert_ok(onerec_trainer_create(m, &o, &t));
   fixture f;
   onerec_user_batch u;
   make_batch(&f, &u, 5);
-  if (dropout > 0.0f || in_drop > 0.0f) { /* the masks must be in the loss at all */
+  if (dropout > 0.0f || in_drop > 0.0f || smooth > 0.0f) { /* the option must be in the loss */
     ONEREC_OPTS(onerec_trainer_opts, o0, .max_batch = NB);
     onerec_trainer *t0 = NULL;
     assert_ok(onerec_trainer_create(m, &o0, &t0));
@@ -194,12 +194,12 @@ static void check_model(onerec_model_config cfg, int per, float h, float dropout
 
 static void test_grad_dense(void **state) {
   (void)state;
-  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, 0.0f, "dense");
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, 0.0f, 0.0f, "dense");
 }
 
 static void test_grad_moe(void **state) {
   (void)state;
-  check_model(tiny_cfg(1), 3, 2e-3f, 0.0f, 0.0f, "moe");
+  check_model(tiny_cfg(1), 3, 2e-3f, 0.0f, 0.0f, 0.0f, "moe");
 }
 
 /* Item input by id, no lifelong pathway, one-level semantic IDs: the other layouts. */
@@ -210,7 +210,7 @@ static void test_grad_item_by_id(void **state) {
   c.item_vocab = 7;
   c.use_lifelong = 0;
   c.enc_layers = 1;
-  check_model(c, 3, 1e-2f, 0.0f, 0.0f, "item-by-id");
+  check_model(c, 3, 1e-2f, 0.0f, 0.0f, 0.0f, "item-by-id");
 }
 
 /* Dropout in every attention branch and FFN hidden layer (encoder, decoder, QFormer): the
@@ -218,15 +218,22 @@ static void test_grad_item_by_id(void **state) {
  * must match central differences as without dropout. */
 static void test_grad_dropout(void **state) {
   (void)state;
-  check_model(tiny_cfg(0), 3, 1e-2f, 0.3f, 0.0f, "dense + dropout 0.3");
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.3f, 0.0f, 0.0f, "dense + dropout 0.3");
 }
 
 /* Dropout of the encoder's and decoder's input tokens: the gradient reaching the pathways,
  * the positions and the code embeddings goes through the same masks. */
 static void test_grad_input_dropout(void **state) {
   (void)state;
-  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, 0.3f, "input dropout 0.3");
-  check_model(tiny_cfg(0), 2, 1e-2f, 0.2f, 0.2f, "dropout + input dropout 0.2");
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, 0.3f, 0.0f, "input dropout 0.3");
+  check_model(tiny_cfg(0), 2, 1e-2f, 0.2f, 0.2f, 0.0f, "dropout + input dropout 0.2");
+}
+
+/* Label smoothing: the loss against (1 - e) onehot + e / codebook at every level, with its
+ * gradient through the whole model. */
+static void test_grad_label_smoothing(void **state) {
+  (void)state;
+  check_model(tiny_cfg(0), 3, 1e-2f, 0.0f, 0.0f, 0.2f, "label smoothing 0.2");
 }
 
 /* ---- single blocks: loss = sum(r * y), gradient with respect to the input x (and the
@@ -440,6 +447,7 @@ int main(void) {
       cmocka_unit_test(test_grad_moe),
       cmocka_unit_test(test_grad_dropout),
       cmocka_unit_test(test_grad_input_dropout),
+      cmocka_unit_test(test_grad_label_smoothing),
       cmocka_unit_test(test_grad_item_by_id),
       cmocka_unit_test(test_blocks),
   };

@@ -270,6 +270,28 @@ static void test_resume_bit_exact(void **state) {
   assert_memory_equal(lp[0], lp[1], sizeof lp[0]);
 }
 
+/* sum over items of |score difference| between the models of two run folders */
+static double score_distance(const char *a, const char *b) {
+  double la[N_ITEMS], lb[N_ITEMS], d = 0.0;
+  model_scores(a, la);
+  model_scores(b, lb);
+  for (int i = 0; i < N_ITEMS; i++) d += fabs(la[i] - lb[i]);
+  return d;
+}
+
+/* exit status of `onerec train` on the tiny data set with `opts` last; stdout + stderr in out */
+static int train_rc(const char *opts, char *out, size_t len) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "train --data . --dataset beauty --catalog cat.h5 " TINY " %s", opts);
+  return run_cli_in(cmd, 1, out, len);
+}
+
+/* `onerec train` on the tiny data set with each of runs[] as its last options; all succeed */
+static void train_runs(const char *const *runs, int n) {
+  static char out[8192];
+  for (int i = 0; i < n; i++) assert_int_equal(train_rc(runs[i], out, sizeof out), 0);
+}
+
 /* --ema: DIR/model.h5 is the moving average (not the trained weights), an interrupted run
  * resumes it bit for bit, and a checkpoint without one cannot resume a run that keeps one. */
 static void test_ema(void **state) {
@@ -278,23 +300,14 @@ static void test_ema(void **state) {
   const char *runs[] = {"--steps 12 --out rw", "--steps 12 --ema 0.5 --out deep/er/re",
                         "--steps 12 --ema 0.5 --stop-at 5 --out rf",
                         "--steps 12 --ema 0.5 --resume rf/checkpoint.h5 --out rf"};
-  for (int i = 0; i < 4; i++) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "train --data . --dataset beauty --catalog cat.h5 " TINY " %s",
-             runs[i]);
-    assert_int_equal(run_cli(cmd, out, sizeof out), 0);
-  }
-  double lw[N_ITEMS], le[N_ITEMS], lf[N_ITEMS];
-  model_scores("rw", lw);
+  train_runs(runs, 4);
+  double le[N_ITEMS], lf[N_ITEMS];
   model_scores("deep/er/re", le); /* --out made its parents */
   model_scores("rf", lf);
   assert_memory_equal(le, lf, sizeof le);
-  double diff = 0.0;
-  for (int i = 0; i < N_ITEMS; i++) diff += fabs(lw[i] - le[i]);
-  assert_true(diff > 1e-4);
-  assert_int_equal(run_cli_in("train --data . --dataset beauty --catalog cat.h5 " TINY
-                              " --steps 14 --ema 0.5 --resume rw/checkpoint.h5 --out rw2",
-                              1, out, sizeof out),
+  assert_true(score_distance("rw", "deep/er/re") > 1e-4);
+  assert_int_equal(train_rc("--steps 14 --ema 0.5 --resume rw/checkpoint.h5 --out rw2", out,
+                            sizeof out),
                    1);
   assert_non_null(strstr(out, "no moving average"));
   /* evaluations swap the average in and out while training goes on */
@@ -305,6 +318,18 @@ static void test_ema(void **state) {
   assert_true(strstr(out, "\"split\":\"valid\"") != NULL);
   double lv[N_ITEMS];
   model_scores("rv", lv);
+}
+
+/* --label-smoothing reaches the trainer (the model differs from the plain run's) and a value
+ * outside [0, 1) is refused before any work. */
+static void test_label_smoothing(void **state) {
+  (void)state;
+  static char out[8192];
+  const char *runs[] = {"--steps 6 --out ls0", "--steps 6 --label-smoothing 0.2 --out ls1"};
+  train_runs(runs, 2);
+  assert_true(score_distance("ls0", "ls1") > 1e-4);
+  assert_int_equal(train_rc("--steps 6 --label-smoothing 1 --out ls2", out, sizeof out), 2);
+  assert_non_null(strstr(out, "--label-smoothing"));
 }
 
 /* tu_read_file of a path under the test's folder */
@@ -518,6 +543,7 @@ int main(void) {
       cmocka_unit_test(test_eval_matches_brute_force),
       cmocka_unit_test(test_resume_bit_exact),
       cmocka_unit_test(test_ema),
+      cmocka_unit_test(test_label_smoothing),
       cmocka_unit_test(test_best_survives_resume),
       cmocka_unit_test(test_train_ml100k_static_features),
       cmocka_unit_test(test_shared_user_token),

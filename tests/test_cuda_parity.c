@@ -723,7 +723,7 @@ static void test_embedding(void **state) {
 /* ======================= parity: loss ======================= */
 
 static void ref_cross_entropy(float *loss, float *dl, const float *x, const int32_t *t,
-                              int64_t rows, int64_t vocab, int32_t ignore, float gs) {
+                              int64_t rows, int64_t vocab, int32_t ignore, float gs, float e) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * vocab;
     if (t[r] == ignore) {
@@ -735,11 +735,13 @@ static void ref_cross_entropy(float *loss, float *dl, const float *x, const int3
     double m = -INFINITY, s = 0;
     for (int64_t j = 0; j < vocab; j++) m = xr[j] > m ? xr[j] : m;
     for (int64_t j = 0; j < vocab; j++) s += exp(xr[j] - m);
-    double lse = m + log(s);
-    loss[r] = (float)(lse - xr[t[r]]);
+    double lse = m + log(s), mean = 0;
+    for (int64_t j = 0; j < vocab; j++) mean += xr[j] / (double)vocab;
+    loss[r] = (float)(lse - (1.0 - e) * xr[t[r]] - e * mean);
     if (dl)
       for (int64_t j = 0; j < vocab; j++)
-        dl[r * vocab + j] = (float)((exp(xr[j] - lse) - (j == t[r])) * gs);
+        dl[r * vocab + j] =
+            (float)((exp(xr[j] - lse) - (1.0 - e) * (j == t[r]) - e / (double)vocab) * gs);
   }
 }
 
@@ -756,29 +758,43 @@ static void test_cross_entropy(void **state) {
   t[3] = t[40] = ignore;
   float *wl = hrand((size_t)rows, 1), *gl = hrand((size_t)rows, 2);
   float *wd = hrand(n, 3), *gd = hrand(n, 4);
-  if (HAVE_CPU(cross_entropy))
-    assert_ok(g.rb->ops->cross_entropy(g.rb, wl, wd, x, t, rows, vocab, ignore, gs));
-  else
-    ref_cross_entropy(wl, wd, x, t, rows, vocab, ignore, gs);
   float *d_x = dputf(x, n), *d_l = dput(NULL, (size_t)rows * 4), *d_d = dputf(gd, n);
   int32_t *d_t = dput(t, (size_t)rows * 4);
-  assert_ok(g.db->ops->cross_entropy(g.db, d_l, d_d, d_x, d_t, rows, vocab, ignore, gs));
+  for (int c = 0; c < 2; c++) { /* plain, then label-smoothed */
+    const float e = c ? 0.1f : 0.0f;
+    if (HAVE_CPU(cross_entropy))
+      assert_ok(g.rb->ops->cross_entropy(g.rb, wl, wd, x, t, rows, vocab, ignore, gs, e));
+    else
+      ref_cross_entropy(wl, wd, x, t, rows, vocab, ignore, gs, e);
+    assert_ok(g.db->ops->cross_entropy(g.db, d_l, d_d, d_x, d_t, rows, vocab, ignore, gs, e));
+    dgetf(gl, d_l, (size_t)rows);
+    dgetf(gd, d_d, n);
+    check_nmse(c ? "cross_entropy loss, smoothed" : "cross_entropy loss", gl, wl, (size_t)rows,
+               k_tol);
+    check_nmse(c ? "cross_entropy dlogits, smoothed" : "cross_entropy dlogits (written)", gd, wd,
+               n, k_tol_bwd);
+    assert_true(gl[3] == 0.0f && gl[40] == 0.0f);
+    for (int64_t j = 0; j < vocab; j++) assert_true(gd[3 * vocab + j] == 0.0f);
+    /* loss only */
+    assert_ok(g.db->ops->cross_entropy(g.db, d_l, NULL, d_x, d_t, rows, vocab, ignore, gs, e));
+    dgetf(gl, d_l, (size_t)rows);
+    check_nmse("cross_entropy loss without dlogits", gl, wl, (size_t)rows, k_tol);
+  }
+  /* dlogits written over the logits (smoothed: the loss reads every logit) */
+  float *d_xi = dputf(x, n);
+  assert_ok(g.db->ops->cross_entropy(g.db, d_l, d_xi, d_xi, d_t, rows, vocab, ignore, gs, 0.1f));
   dgetf(gl, d_l, (size_t)rows);
-  dgetf(gd, d_d, n);
-  check_nmse("cross_entropy loss", gl, wl, (size_t)rows, k_tol);
-  check_nmse("cross_entropy dlogits (written)", gd, wd, n, k_tol_bwd);
-  assert_true(gl[3] == 0.0f && gl[40] == 0.0f);
-  for (int64_t j = 0; j < vocab; j++) assert_true(gd[3 * vocab + j] == 0.0f);
-  /* loss only */
-  assert_ok(g.db->ops->cross_entropy(g.db, d_l, NULL, d_x, d_t, rows, vocab, ignore, gs));
-  dgetf(gl, d_l, (size_t)rows);
-  check_nmse("cross_entropy loss without dlogits", gl, wl, (size_t)rows, k_tol);
+  dgetf(gd, d_xi, n);
+  check_nmse("cross_entropy in place: loss", gl, wl, (size_t)rows, k_tol);
+  check_nmse("cross_entropy in place: dlogits", gd, wd, n, k_tol_bwd);
+  dfree(d_xi);
   /* a target outside the vocabulary is an error naming the row */
   int32_t bad = (int32_t)vocab;
   assert_ok(g.db->ops->copy(g.db, d_t + 17, &bad, 4, ORX_COPY_H2D));
   onerec_clear_error();
-  assert_int_equal(g.db->ops->cross_entropy(g.db, d_l, d_d, d_x, d_t, rows, vocab, ignore, gs),
-                   ONEREC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      g.db->ops->cross_entropy(g.db, d_l, d_d, d_x, d_t, rows, vocab, ignore, gs, 0.0f),
+      ONEREC_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(onerec_last_error(), "17"));
   dfree(d_x);
   dfree(d_l);

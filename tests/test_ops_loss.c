@@ -1,7 +1,8 @@
-/* Softmax cross-entropy op of the CPU backend against a naive double-precision reference and
- * central finite differences, on every ISA variant the CPU runs: ignored rows, dlogits written
- * (not accumulated) and in place over the logits, huge and masked logits, the loss-only path,
- * bit-identical results for 1, 2 and 3 threads, and bad targets. */
+/* Softmax cross-entropy op of the CPU backend, plain and label-smoothed, against a naive
+ * double-precision reference and central finite differences, on every ISA variant the CPU
+ * runs: ignored rows, dlogits written (not accumulated) and in place over the logits, huge and
+ * masked logits, the loss-only path, bit-identical results for 1, 2 and 3 threads, bad targets
+ * and bad smoothing values. */
 #include "ops_testutil.h"
 
 static onerec_context *g_ctx[4]; /* index = threads (1..3) */
@@ -20,9 +21,10 @@ static int teardown(void **state) {
 
 #define IGNORE (-100)
 
-/* loss[r] and (if dl) dl = (softmax - onehot) * gs, from the definition */
+/* From the definition, with the smoothed target q = (1 - e) onehot + e / v:
+ * loss[r] = -sum_i q_i log softmax(x)_i and (if dl) dl = (softmax - q) * gs. */
 static void ref_ce(double *loss, double *dl, const double *x, const int32_t *t, int64_t rows,
-                   int64_t v, double gs) {
+                   int64_t v, double gs, double e) {
   for (int64_t r = 0; r < rows; r++) {
     const double *xr = x + r * v;
     if (t[r] == IGNORE) {
@@ -34,10 +36,12 @@ static void ref_ce(double *loss, double *dl, const double *x, const int32_t *t, 
     double m = -INFINITY, s = 0;
     for (int64_t i = 0; i < v; i++) m = fmax(m, xr[i]);
     for (int64_t i = 0; i < v; i++) s += exp(xr[i] - m);
-    loss[r] = m + log(s) - xr[t[r]];
-    if (dl)
-      for (int64_t i = 0; i < v; i++)
-        dl[r * v + i] = (exp(xr[i] - m) / s - (i == t[r] ? 1.0 : 0.0)) * gs;
+    loss[r] = 0;
+    for (int64_t i = 0; i < v; i++) {
+      double q = (i == t[r] ? 1.0 - e : 0.0) + e / (double)v;
+      if (q > 0) loss[r] -= q * (xr[i] - m - log(s));
+      if (dl) dl[r * v + i] = (exp(xr[i] - m) / s - q) * gs;
+    }
   }
 }
 
@@ -55,22 +59,22 @@ static int32_t *make_targets(int64_t rows, int64_t v, uint64_t seed) {
 }
 
 static void ce_case(onerec_context *ctx, const float *x, int64_t rows, int64_t v, const int32_t *t,
-                    const char *label) {
+                    float e, const char *label) {
   orx_backend *be = ot_be(ctx);
   const float gs = 0.37f;
   size_t n = (size_t)(rows * v);
   float *loss = ot_floats((size_t)rows, 1, 5, 9), *loss2 = ot_floats((size_t)rows, 2, 5, 9);
   float *dl = ot_floats(n, 3, -9, 9); /* garbage: dlogits is written, never added to */
   double *xd = ot_doubles(x, n), *lr = ot_zeros_d((size_t)rows), *dlr = ot_zeros_d(n);
-  ref_ce(lr, dlr, xd, t, rows, v, gs);
+  ref_ce(lr, dlr, xd, t, rows, v, gs, e);
   char what[128];
 
-  assert_ok(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, v, IGNORE, gs));
-  snprintf(what, sizeof what, "cross_entropy loss %s %lldx%lld", label, (long long)rows,
-           (long long)v);
+  assert_ok(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, v, IGNORE, gs, e));
+  snprintf(what, sizeof what, "cross_entropy loss %s e=%g %lldx%lld", label, (double)e,
+           (long long)rows, (long long)v);
   ot_close(loss, lr, (size_t)rows, 2e-6, 2e-6, what);
-  snprintf(what, sizeof what, "cross_entropy dlogits %s %lldx%lld", label, (long long)rows,
-           (long long)v);
+  snprintf(what, sizeof what, "cross_entropy dlogits %s e=%g %lldx%lld", label, (double)e,
+           (long long)rows, (long long)v);
   ot_close(dl, dlr, n, 2e-6, 1e-7, what); /* p_t - 1 cancels: absolute error */
   for (int64_t r = 0; r < rows; r++)
     if (t[r] == IGNORE) {
@@ -79,14 +83,14 @@ static void ce_case(onerec_context *ctx, const float *x, int64_t rows, int64_t v
     }
 
   /* the loss alone (no dlogits) */
-  assert_ok(ORX_OP(be, cross_entropy, loss2, NULL, x, t, rows, v, IGNORE, gs));
+  assert_ok(ORX_OP(be, cross_entropy, loss2, NULL, x, t, rows, v, IGNORE, gs, e));
   snprintf(what, sizeof what, "cross_entropy loss only %s %lldx%lld", label, (long long)rows,
            (long long)v);
   ot_close(loss2, lr, (size_t)rows, 2e-6, 2e-6, what);
 
   /* dlogits over the logits themselves */
   float *inplace = ot_copy(x, n);
-  assert_ok(ORX_OP(be, cross_entropy, loss2, inplace, inplace, t, rows, v, IGNORE, gs));
+  assert_ok(ORX_OP(be, cross_entropy, loss2, inplace, inplace, t, rows, v, IGNORE, gs, e));
   ot_same_bits(loss2, loss, (size_t)rows * sizeof *loss, "cross_entropy in place: loss");
   ot_same_bits(inplace, dl, n * sizeof *dl, "cross_entropy in place: dlogits");
 
@@ -104,19 +108,22 @@ static void cross_entropy_matches_reference(void **state) {
         int64_t rows = k_rows[a], v = k_dims[b];
         float *x = ot_floats((size_t)(rows * v), 10 + a * 10 + b, -8, 8);
         int32_t *t = make_targets(rows, v, 20 + a * 10 + b);
-        ce_case(ctx, x, rows, v, t, k_isas[k]);
+        ce_case(ctx, x, rows, v, t, 0.0f, k_isas[k]);
+        ce_case(ctx, x, rows, v, t, 0.1f, k_isas[k]);
         free(x), free(t);
       }
   }
   orx_cpu_of(ot_be(ctx))->simd = best;
   float *x = ot_floats(257 * 1000, 30, -8, 8);
   int32_t *t = make_targets(257, 1000, 31);
-  ce_case(g_ctx[3], x, 257, 1000, t, "threads=3");
+  ce_case(g_ctx[3], x, 257, 1000, t, 0.0f, "threads=3");
+  ce_case(g_ctx[3], x, 257, 1000, t, 0.3f, "threads=3");
   free(x), free(t);
 }
 
 /* Logits of +-1e4 overflow any exp that does not subtract the max; masked (-inf) logits away
- * from the target just drop out. */
+ * from the target just drop out (without smoothing: with it every logit is in the loss, so the
+ * smoothed case takes the two rows without them). */
 static void cross_entropy_is_stable(void **state) {
   (void)state;
   onerec_context *ctx = g_ctx[1];
@@ -131,7 +138,8 @@ static void cross_entropy_is_stable(void **state) {
       x[v + i] += 1e4f;
       if (i % 4 == 1) x[2 * v + i] = -INFINITY;
     }
-    ce_case(ctx, x, rows, v, t, k_isas[k]);
+    ce_case(ctx, x, rows, v, t, 0.0f, k_isas[k]);
+    ce_case(ctx, x, 2, v, t, 0.2f, k_isas[k]);
     free(x);
   }
   orx_cpu_of(ot_be(ctx))->simd = best;
@@ -141,12 +149,12 @@ typedef struct ce_fd {
   double *x, *loss;
   const int32_t *t;
   int64_t rows, v;
-  double gs;
+  double gs, e;
 } ce_fd;
 
 static double ce_loss(void *p) {
   ce_fd *s = p;
-  ref_ce(s->loss, NULL, s->x, s->t, s->rows, s->v, s->gs);
+  ref_ce(s->loss, NULL, s->x, s->t, s->rows, s->v, s->gs, s->e);
   double l = 0;
   for (int64_t r = 0; r < s->rows; r++) l += s->loss[r];
   return l * s->gs;
@@ -155,14 +163,15 @@ static double ce_loss(void *p) {
 static void dlogits_match_finite_differences(void **state) {
   (void)state;
   static const int64_t vs[] = {1, 3, 37};
-  for (size_t k = 0; k < OT_LEN(vs); k++) {
-    const int64_t rows = 5, v = vs[k];
+  for (size_t k = 0; k < 2 * OT_LEN(vs); k++) { /* without, then with label smoothing 0.25 */
+    const float e = k < OT_LEN(vs) ? 0.0f : 0.25f;
+    const int64_t rows = 5, v = vs[k % OT_LEN(vs)];
     size_t n = (size_t)(rows * v);
     float *x = ot_floats(n, 50 + k, -3, 3), *loss = ot_floats((size_t)rows, 1, 0, 1);
     float *dl = ot_floats(n, 2, 0, 1);
     int32_t *t = make_targets(rows, v, 51 + k);
-    assert_ok(ORX_OP(ot_be(g_ctx[1]), cross_entropy, loss, dl, x, t, rows, v, IGNORE, 0.5f));
-    ce_fd s = {ot_doubles(x, n), ot_zeros_d((size_t)rows), t, rows, v, 0.5};
+    assert_ok(ORX_OP(ot_be(g_ctx[1]), cross_entropy, loss, dl, x, t, rows, v, IGNORE, 0.5f, e));
+    ce_fd s = {ot_doubles(x, n), ot_zeros_d((size_t)rows), t, rows, v, 0.5, e};
     double *g = ot_zeros_d(n);
     ot_fd(ce_loss, &s, s.x, n, 1e-5, g);
     ot_close(dl, g, n, 1e-4, 1e-6, "cross_entropy dlogits vs finite differences");
@@ -177,7 +186,8 @@ static void results_do_not_depend_on_threads(void **state) {
   int32_t *t = make_targets(rows, v, 61);
   for (int k = 1; k <= 3; k++) {
     loss[k] = ot_floats((size_t)rows, 1, 0, 1), dl[k] = ot_floats((size_t)(rows * v), 2, 0, 1);
-    assert_ok(ORX_OP(ot_be(g_ctx[k]), cross_entropy, loss[k], dl[k], x, t, rows, v, IGNORE, 1.0f));
+    assert_ok(
+        ORX_OP(ot_be(g_ctx[k]), cross_entropy, loss[k], dl[k], x, t, rows, v, IGNORE, 1.0f, 0.1f));
   }
   for (int k = 2; k <= 3; k++) {
     ot_same_bits(loss[1], loss[k], (size_t)rows * sizeof(float), "cross_entropy loss");
@@ -198,7 +208,7 @@ static void bad_targets_and_sizes_fail(void **state) {
   static const int32_t bad[] = {100, -1, INT32_MAX, INT32_MIN};
   for (size_t k = 0; k < OT_LEN(bad); k++) {
     t[555] = bad[k];
-    assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, v, IGNORE, 1.0f),
+    assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, v, IGNORE, 1.0f, 0.0f),
                   ONEREC_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(onerec_last_error(), "555"));
   }
@@ -208,17 +218,24 @@ static void bad_targets_and_sizes_fail(void **state) {
   /* an ignore index inside the vocabulary ignores that class */
   t[555] = 7;
   int32_t t1[2] = {7, 3};
-  assert_ok(ORX_OP(be, cross_entropy, loss, dl, x, t1, 2, v, 7, 1.0f));
+  assert_ok(ORX_OP(be, cross_entropy, loss, dl, x, t1, 2, v, 7, 1.0f, 0.0f));
   assert_true(loss[0] == 0.0f && loss[1] > 0.0f);
-  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, -1, v, IGNORE, 1.0f), ONEREC_ERR_SHAPE);
-  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, 0, IGNORE, 1.0f), ONEREC_ERR_SHAPE);
-  assert_status(ORX_OP(be, cross_entropy, loss, dl, NULL, t, rows, v, IGNORE, 1.0f),
+  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, -1, v, IGNORE, 1.0f, 0.0f), ONEREC_ERR_SHAPE);
+  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t, rows, 0, IGNORE, 1.0f, 0.0f), ONEREC_ERR_SHAPE);
+  assert_status(ORX_OP(be, cross_entropy, loss, dl, NULL, t, rows, v, IGNORE, 1.0f, 0.0f),
                 ONEREC_ERR_INVALID_ARGUMENT);
-  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, NULL, rows, v, IGNORE, 1.0f),
+  assert_status(ORX_OP(be, cross_entropy, loss, dl, x, NULL, rows, v, IGNORE, 1.0f, 0.0f),
                 ONEREC_ERR_INVALID_ARGUMENT);
-  assert_status(ORX_OP(be, cross_entropy, NULL, NULL, x, t, rows, v, IGNORE, 1.0f),
+  assert_status(ORX_OP(be, cross_entropy, NULL, NULL, x, t, rows, v, IGNORE, 1.0f, 0.0f),
                 ONEREC_ERR_INVALID_ARGUMENT);
-  assert_ok(ORX_OP(be, cross_entropy, NULL, NULL, NULL, NULL, 0, v, IGNORE, 1.0f));
+  assert_ok(ORX_OP(be, cross_entropy, NULL, NULL, NULL, NULL, 0, v, IGNORE, 1.0f, 0.0f));
+  /* a smoothing outside [0, 1) */
+  static const float bad_e[] = {-0.1f, 1.0f, 2.0f, NAN};
+  for (size_t k = 0; k < OT_LEN(bad_e); k++) {
+    assert_status(ORX_OP(be, cross_entropy, loss, dl, x, t1, 2, v, IGNORE, 1.0f, bad_e[k]),
+                  ONEREC_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(onerec_last_error(), "smoothing"));
+  }
   free(x), free(loss), free(dl), free(loss0), free(dl0), free(t);
 }
 

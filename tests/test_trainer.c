@@ -332,7 +332,7 @@ static void test_resume_bit_identical(void **state) {
   /* with dropout: its masks follow the update count, so they too must resume exactly */
   ONEREC_OPTS(onerec_trainer_opts, o, .max_batch = MAXU, .warmup_steps = 2, .total_steps = 6,
               .accum_steps = 1, .lr_dense = 5e-3f, .dropout = 0.2f, .input_dropout = 0.1f,
-              .dropout_seed = 9, .ema_decay = 0.9f);
+              .dropout_seed = 9, .ema_decay = 0.9f, .label_smoothing = 0.1f);
   char path[64];
   tmp_path(path, sizeof path);
 
@@ -687,6 +687,11 @@ static void test_args(void **state) {
   assert_status(onerec_trainer_create(m, &bad_in_drop, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_ema, .ema_decay = 1.0f);
   assert_status(onerec_trainer_create(m, &bad_ema, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_trainer_opts, bad_smooth, .label_smoothing = 1.0f);
+  assert_status(onerec_trainer_create(m, &bad_smooth, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(onerec_last_error(), "label_smoothing"));
+  bad_smooth.label_smoothing = -0.5f;
+  assert_status(onerec_trainer_create(m, &bad_smooth, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_shards, .shards = 65);
   assert_status(onerec_trainer_create(m, &bad_shards, &t), ONEREC_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(onerec_last_error(), "shards"));

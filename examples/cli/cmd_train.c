@@ -24,7 +24,8 @@ static void train_usage(FILE *f) {
           "                    [--eval-every MIN] [--eval-users 2000] [--patience 3]\n"
           "                    [--beam 20] [--short-len 20] [--positive-len 50]\n"
           "                    [--dropout 0] [--input-dropout 0] [--weight-decay 0.01]\n"
-          "                    [--ema 0] [--snapshots] [--shards 1] [--uid-buckets 4096]\n"
+          "                    [--label-smoothing 0] [--ema 0] [--snapshots] [--shards 1]\n"
+          "                    [--uid-buckets 4096]\n"
           "  trains on the training samples (histories of up to 50 interactions) until M\n"
           "  minutes or N updates have passed; progress (step, loss, samples/s, ETA) on\n"
           "  stderr; writes DIR/model.h5 and DIR/checkpoint.h5 (default DIR: run). --resume\n"
@@ -39,6 +40,7 @@ static void train_usage(FILE *f) {
           "  --dropout P: drop probability of attention branches and FFN hidden layers in\n"
           "  training steps; --input-dropout P: of the encoder's and decoder's input tokens;\n"
           "  --weight-decay W: AdamW decay of dense matrices (0: none)\n"
+          "  --label-smoothing E: train each level's codes against (1 - E) onehot + E / codebook\n"
           "  --ema D: keep a moving average of the weights (decay D, e.g. 0.9999); the\n"
           "  evaluations, snapshots and DIR/model.h5 then use the average\n"
           "  --shards S: split each batch into S slices trained at once on S threads (of\n"
@@ -95,7 +97,8 @@ int cmd_train(int argc, char **argv) {
   const char *data = NULL, *dataset = NULL, *preset = "0.015B", *out = "run", *resume = NULL;
   const char *catalog = NULL, *model_in = NULL;
   double minutes = 0.0, lr = 1e-3, lr_sparse = 1e-2, eval_every = 0.0, dropout = 0.0,
-         input_dropout = 0.0, ema_decay = 0.0;
+         input_dropout = 0.0, ema_decay = 0.0,
+         label_smoothing = 0.0;
   double weight_decay = 0.01;
   int snapshots = 0;
   long long steps = 0, stop_at = 0, batch = 64, warmup = 100, seed = 1, threads = 0, levels = 3;
@@ -134,6 +137,7 @@ int cmd_train(int argc, char **argv) {
       CLI_REAL("--dropout", &dropout, 0.0, 1.0, CLI_OPEN_HI),
       CLI_REAL("--input-dropout", &input_dropout, 0.0, 1.0, CLI_OPEN_HI),
       CLI_REAL("--ema", &ema_decay, 0.0, 1.0, CLI_OPEN_HI),
+      CLI_REAL("--label-smoothing", &label_smoothing, 0.0, 1.0, CLI_OPEN_HI),
       CLI_REAL("--weight-decay", &weight_decay, 0.0, 1.0, CLI_OPEN_HI),
       CLI_INT("--shards", &shards, 1, 64),
       CLI_INT("--uid-buckets", &uid_buckets, 1, 1 << 24),
@@ -292,6 +296,7 @@ int cmd_train(int argc, char **argv) {
               .lr_sparse = (float)lr_sparse, .warmup_steps = warmup,
               .total_steps = steps > 0 ? steps : 0, .dropout = (float)dropout,
               .input_dropout = (float)input_dropout, .ema_decay = (float)ema_decay,
+              .label_smoothing = (float)label_smoothing,
               .dropout_seed = (uint64_t)seed, .shards = (int32_t)shards,
               .weight_decay = weight_decay > 0.0 ? (float)weight_decay : -1.0f);
   if ((s = onerec_trainer_create(m, &to, &t))) {

@@ -72,6 +72,10 @@ typedef struct onerec_trainer_opts {
                             the cap binds after ~90k updates; before, the average spans roughly
                             the last u / 9 updates). onerec_trainer_swap_ema puts it into the
                             model for evaluating or saving. Checkpoints carry it. */
+  float label_smoothing; /* e in [0, 1) (default 0): the next-token loss of every level is taken
+                            against (1 - e) onehot(target) + e / codebook instead of the one-hot
+                            target, so the model is not pushed towards certainty on codes it can
+                            only guess; the reported training loss is then the smoothed one */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
