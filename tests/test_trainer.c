@@ -692,6 +692,8 @@ static void test_args(void **state) {
   assert_non_null(strstr(onerec_last_error(), "label_smoothing"));
   bad_smooth.label_smoothing = -0.5f;
   assert_status(onerec_trainer_create(m, &bad_smooth, &t), ONEREC_ERR_INVALID_ARGUMENT);
+  bad_smooth.label_smoothing = NAN;
+  assert_status(onerec_trainer_create(m, &bad_smooth, &t), ONEREC_ERR_INVALID_ARGUMENT);
   ONEREC_OPTS(onerec_trainer_opts, bad_shards, .shards = 65);
   assert_status(onerec_trainer_create(m, &bad_shards, &t), ONEREC_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(onerec_last_error(), "shards"));

@@ -2,7 +2,8 @@
  * AdamW state and a training session, and runs steps of forward + backward + update.
  *
  * Loss: next-token prediction over the target item's semantic IDs, the mean over the batch's
- * targets and levels of -log softmax(logits_j)[s^(j+1)].
+ * targets and levels of -log softmax(logits_j)[s^(j+1)] (with label_smoothing e: of the cross
+ * entropy against (1 - e) onehot + e / codebook).
  *
  * Optimiser: AdamW (decoupled weight decay, bias-corrected), with separate peak learning rates
  * for sparse parameters (embedding tables: item, features, decoder tokens) and dense ones.
@@ -76,6 +77,8 @@ typedef struct onerec_trainer_opts {
                             against (1 - e) onehot(target) + e / codebook instead of the one-hot
                             target, so the model is not pushed towards certainty on codes it can
                             only guess; the reported training loss is then the smoothed one */
+  int32_t reserved1;     /* ignored, never to be reused: fills the tail padding after
+                            label_smoothing, so a field appended later lies past it */
 } onerec_trainer_opts;
 
 typedef struct onerec_train_stats {
