@@ -3,7 +3,10 @@
  * keeps each user's best `beam` extensions among the legal ones: a bounded min-heap over the
  * candidates, so a candidate that cannot enter costs one comparison and nothing is sorted but
  * the survivors. Only legal codes are ever looked at: the trie gives each beam's children as a
- * contiguous array of codes. */
+ * contiguous array of codes. With several models (an ensemble) every model decodes the same
+ * rows and a candidate's score is the mean of their log-probabilities; the first model's
+ * generation state holds the beams, and the others read its prefixes, parents and user
+ * offsets, so the search itself exists once. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +66,23 @@ static void swap_bufs(orx_gen *g) {
   g->logp[1] = l;
 }
 
-onerec_status orx_beam_search(orx_gen *g, int64_t u0, int64_t u1, int beam, int k,
-                              int64_t *items, double *logp) {
+/* The other models decode the rows the first one's beams hold. */
+static void share_beams(orx_gen *const *gens, int n) {
+  for (int i = 1; i < n; i++) {
+    gens[i]->codes[0] = gens[0]->codes[0];
+    gens[i]->parent = gens[0]->parent;
+    gens[i]->off = gens[0]->off;
+  }
+}
+
+onerec_status orx_beam_search(orx_gen *const *gens, int n, int64_t u0, int64_t u1, int beam,
+                              int k, int64_t *items, double *logp) {
+  orx_gen *g = gens[0];
   const orx_catalog_snap *t = g->t;
   const int64_t B = g->s->batch, L = g->L, K = g->K;
+  const double inv_n = 1.0 / n;
   cand heap[ONEREC_MAX_BEAM];
+  const float *lg[ORX_MAX_ENSEMBLE];
   int64_t rows = 0, rows_before = 0;
   for (int64_t b = 0; b < B; b++) {
     g->off[b] = rows;
@@ -79,34 +94,42 @@ onerec_status orx_beam_search(orx_gen *g, int64_t u0, int64_t u1, int beam, int 
   }
   g->off[B] = rows;
   for (int64_t j = 0; j < L && rows > 0; j++) {
-    const float *lg = NULL;
-    onerec_status st = orx_gen_step(g, rows, j, 1, rows_before, &lg);
-    if (st) return st;
+    share_beams(gens, n);
+    for (int i = 0; i < n; i++) {
+      onerec_status st = orx_gen_step(gens[i], rows, j, 1, rows_before, &lg[i]);
+      if (st) return st;
+    }
     const int cap = j == L - 1 ? k : beam; /* the last level keeps only what is returned */
     int64_t nrows = 0;
     for (int64_t b = 0; b < B; b++) {
       const int64_t r0 = g->off[b], r1 = g->off[b + 1];
       g->off[b] = nrows;
-      int n = 0;
+      int cnt_heap = 0;
       for (int64_t r = r0; r < r1; r++) {
-        const double base = g->logp[0][r] - (double)g->lse[r];
-        const float *row = lg + r * K;
         const int32_t *codes = NULL;
         int32_t first = 0;
         const int32_t cnt = orx_trie_children(t, g->node[0][r], &codes, &first);
+        const double base = g->logp[0][r] - (double)g->lse[r];
         for (int32_t c = 0; c < cnt; c++) {
-          cand x = {base + (double)row[codes[c]], r * K + codes[c], first + c};
-          if (n < cap) {
-            heap[n] = x;
-            sift_up(heap, n++);
+          const int64_t at = r * K + codes[c];
+          double sc = base + (double)lg[0][at];
+          if (n > 1) { /* the mean over the models of log p(code | prefix) */
+            double step = 0.0;
+            for (int i = 0; i < n; i++) step += (double)lg[i][at] - (double)gens[i]->lse[r];
+            sc = g->logp[0][r] + step * inv_n;
+          }
+          cand x = {sc, at, first + c};
+          if (cnt_heap < cap) {
+            heap[cnt_heap] = x;
+            sift_up(heap, cnt_heap++);
           } else if (worse(&heap[0], &x)) {
             heap[0] = x;
-            sift_down(heap, n, 0);
+            sift_down(heap, cnt_heap, 0);
           }
         }
       }
-      qsort(heap, (size_t)n, sizeof *heap, best_first);
-      for (int i = 0; i < n; i++, nrows++) {
+      qsort(heap, (size_t)cnt_heap, sizeof *heap, best_first);
+      for (int i = 0; i < cnt_heap; i++, nrows++) {
         const int64_t parent = heap[i].key / K;
         int32_t *dst = g->codes[1] + nrows * L;
         memcpy(dst, g->codes[0] + parent * L, (size_t)j * sizeof(int32_t));

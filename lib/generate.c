@@ -97,16 +97,68 @@ static onerec_status alloc_gen(orx_gen *g, const onerec_context *ctx, int host_l
   return ONEREC_OK;
 }
 
-ONEREC_API onerec_status onerec_session_recommend(onerec_session *s, const onerec_catalog *cat,
-                                                  const onerec_user_batch *users,
-                                                  const onerec_recommend_opts *opts,
-                                                  int64_t *items_out, double *logp_out,
-                                                  size_t out_count) {
-  static const char fn[] = "onerec_session_recommend";
-  ORX_CHECK_ARG(s, fn);
+/* Generation state of session s: host scratch and decoder cache, on the catalogue snapshot t. */
+static onerec_status gen_open(orx_gen *g, onerec_session *s, const orx_catalog_snap *t,
+                              const char *fn) {
+  memset(g, 0, sizeof *g);
+  g->s = s;
+  g->t = t;
+  g->L = s->m->dims.levels;
+  g->K = s->m->dims.codebook;
+  g->R = s->max_targets;
+  /* on the CPU backend device memory is host memory: the logits are read where they are */
+  int host_logits = strcmp(s->be->ops->name, "cpu") != 0;
+  onerec_status st = alloc_gen(g, s->ctx, host_logits, fn);
+  if (st) return st;
+  if (orx_gen_cache_alloc(g)) {
+    free_gen(g, s->ctx);
+    g->block = NULL;
+    return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the decoder cache", fn);
+  }
+  return ONEREC_OK;
+}
+
+static void gen_close(orx_gen *g) {
+  if (!g->block) return;
+  orx_gen_cache_free(g);
+  free_gen(g, g->s->ctx);
+  g->block = NULL;
+}
+
+/* Checks of one session of a (possibly one-model) ensemble against the catalogue. */
+static onerec_status session_fits(onerec_session *const *ss, int i, const onerec_catalog *cat,
+                                  const onerec_recommend_opts *o, const char *fn) {
+  const onerec_session *s = ss[i];
+  if (!s) return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: sessions[%d] is NULL", fn, i);
+  for (int j = 0; j < i; j++)
+    if (ss[j] == s)
+      return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                      "%s: sessions[%d] is sessions[%d] (each model needs its own session)", fn,
+                      i, j);
+  onerec_status st = check_opts(o, s, fn);
+  if (st) return st;
+  int levels = 0, K = 0;
+  if ((st = onerec_catalog_info(cat, &levels, &K, NULL))) return st;
+  const onerec_model *m = s->m;
+  if (levels != m->dims.levels || K != m->dims.codebook)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
+                    "%s: the catalogue has %d levels x %d codes, the model of session %d %lld x %lld",
+                    fn, levels, K, i, (long long)m->dims.levels,
+                    (long long)m->dims.codebook);
+  return ONEREC_OK;
+}
+
+/* Both public entry points: n sessions (n = 1: one model), messages under fn. */
+static onerec_status recommend(onerec_session *const *sessions, int n, const onerec_catalog *cat,
+                               const onerec_user_batch *users, const onerec_recommend_opts *opts,
+                               int64_t *items_out, double *logp_out, size_t out_count,
+                               const char *fn) {
   ORX_CHECK_ARG(cat, fn);
   ORX_CHECK_ARG(users, fn);
   ORX_CHECK_ARG(items_out, fn);
+  if (n < 1 || n > ONEREC_MAX_ENSEMBLE)
+    return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: n = %d sessions (1..%d)", fn, n,
+                    ONEREC_MAX_ENSEMBLE);
   onerec_recommend_opts o;
   memset(&o, 0, sizeof o);
   o.sz = sizeof o;
@@ -116,14 +168,15 @@ ONEREC_API onerec_status onerec_session_recommend(onerec_session *s, const onere
   if (o.k == 0) o.k = o.mode == ONEREC_GEN_BEAM && o.beam < 10 ? o.beam : 10;
   if (o.top_p == 0.0f) o.top_p = 1.0f;
   if (o.temperature == 0.0f) o.temperature = 1.0f;
-  if ((st = check_opts(&o, s, fn))) return st;
-  const onerec_model *m = s->m;
-  int levels = 0, K = 0;
-  if ((st = onerec_catalog_info(cat, &levels, &K, NULL))) return st;
-  if (levels != m->dims.levels || K != m->dims.codebook)
+  if (n > 1 && o.mode != ONEREC_GEN_BEAM)
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
-                    "%s: the catalogue has %d levels x %d codes, the model %lld x %lld", fn,
-                    levels, K, (long long)m->dims.levels, (long long)m->dims.codebook);
+                    "%s: an ensemble of %d models generates by beam search only (mode = %d)", fn,
+                    n, o.mode);
+  int64_t max_targets = INT64_MAX;
+  for (int i = 0; i < n; i++) {
+    if ((st = session_fits(sessions, i, cat, &o, fn))) return st;
+    if (sessions[i]->max_targets < max_targets) max_targets = sessions[i]->max_targets;
+  }
   /* the batch size is checked by the encoder; the output size needs it first */
   size_t sz = 0;
   memcpy(&sz, users, sizeof sz);
@@ -133,35 +186,50 @@ ONEREC_API onerec_status onerec_session_recommend(onerec_session *s, const onere
   if (batch >= 1 && out_count < (size_t)batch * (size_t)o.k)
     return orx_fail(ONEREC_ERR_BUFFER_TOO_SMALL, "%s: out_count = %zu, %lld x %d needed", fn,
                     out_count, (long long)batch, o.k);
-  if ((st = onerec_session_encode(s, users, NULL, 0, NULL))) return st;
+  for (int i = 0; i < n; i++)
+    if ((st = onerec_session_encode(sessions[i], users, NULL, 0, NULL))) return st;
 
-  orx_gen g;
-  memset(&g, 0, sizeof g);
-  g.s = s;
-  g.L = m->dims.levels;
-  g.K = m->dims.codebook;
-  g.R = s->max_targets;
-  /* on the CPU backend device memory is host memory: the logits are read where they are */
-  int host_logits = strcmp(s->be->ops->name, "cpu") != 0;
-  if ((st = alloc_gen(&g, s->ctx, host_logits, fn))) return st;
-  if (orx_gen_cache_alloc(&g)) {
-    free_gen(&g, s->ctx);
-    return orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the decoder cache", fn);
-  }
+  orx_gen gen[ONEREC_MAX_ENSEMBLE], *gens[ONEREC_MAX_ENSEMBLE];
   orx_catalog_snap *t = orx_catalog_acquire(cat);
-  g.t = t;
+  int opened = 0;
+  for (; opened < n && !st; opened++) {
+    gens[opened] = &gen[opened];
+    st = gen_open(&gen[opened], sessions[opened], t, fn);
+  }
   const int64_t per = o.mode == ONEREC_GEN_BEAM ? o.beam : o.k;
-  const int64_t chunk = s->max_targets / per;
+  const int64_t chunk = max_targets / per;
   for (int64_t u0 = 0; u0 < batch && !st; u0 += chunk) {
     int64_t u1 = u0 + chunk < batch ? u0 + chunk : batch;
     int64_t *it = items_out + u0 * o.k;
     double *lp = logp_out ? logp_out + u0 * o.k : NULL;
-    st = o.mode == ONEREC_GEN_BEAM ? orx_beam_search(&g, u0, u1, o.beam, o.k, it, lp)
-                                   : orx_sample(&g, u0, u1, &o, it, lp);
+    st = o.mode == ONEREC_GEN_BEAM ? orx_beam_search(gens, n, u0, u1, o.beam, o.k, it, lp)
+                                   : orx_sample(gens[0], u0, u1, &o, it, lp);
   }
   orx_catalog_release(t);
-  orx_gen_cache_free(&g);
-  free_gen(&g, s->ctx);
-  s->rows = 0; /* the logits buffer no longer holds a teacher-forced decode */
+  for (int i = n - 1; i >= 0; i--) {
+    if (i < opened) gen_close(&gen[i]);
+    sessions[i]->rows = 0; /* the logits buffer no longer holds a teacher-forced decode */
+  }
   return st;
+}
+
+ONEREC_API onerec_status onerec_sessions_recommend(onerec_session *const *sessions, int n,
+                                                   const onerec_catalog *cat,
+                                                   const onerec_user_batch *users,
+                                                   const onerec_recommend_opts *opts,
+                                                   int64_t *items_out, double *logp_out,
+                                                   size_t out_count) {
+  static const char fn[] = "onerec_sessions_recommend";
+  ORX_CHECK_ARG(sessions, fn);
+  return recommend(sessions, n, cat, users, opts, items_out, logp_out, out_count, fn);
+}
+
+ONEREC_API onerec_status onerec_session_recommend(onerec_session *s, const onerec_catalog *cat,
+                                                  const onerec_user_batch *users,
+                                                  const onerec_recommend_opts *opts,
+                                                  int64_t *items_out, double *logp_out,
+                                                  size_t out_count) {
+  static const char fn[] = "onerec_session_recommend";
+  ORX_CHECK_ARG(s, fn);
+  return recommend(&s, 1, cat, users, opts, items_out, logp_out, out_count, fn);
 }

@@ -332,6 +332,38 @@ static void test_label_smoothing(void **state) {
   assert_non_null(strstr(out, "--label-smoothing"));
 }
 
+/* `onerec eval --ensemble`: a model with itself scores as the model alone; two models run;
+ * a malformed list is a usage error (exit 2). */
+static void test_eval_ensemble(void **state) {
+  (void)state;
+  static char out[8192], a[8192], b[8192];
+  const char *runs[] = {"--steps 6 --out en0", "--steps 6 --seed 5 --out en1"};
+  train_runs(runs, 2);
+  const char *ev = "eval --catalog cat.h5 --data . --dataset beauty --split test --json";
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s --model en0/model.h5", ev);
+  assert_int_equal(run_cli(cmd, a, sizeof a), 0);
+  snprintf(cmd, sizeof cmd, "%s --model en0/model.h5 --ensemble en0/model.h5", ev);
+  assert_int_equal(run_cli(cmd, b, sizeof b), 0);
+  assert_non_null(strstr(a, "\"models\":1"));
+  assert_non_null(strstr(b, "\"models\":2"));
+  *strstr(a, "\"seconds\"") = '\0';
+  *strstr(b, "\"seconds\"") = '\0';
+  assert_string_equal(a, b);
+  snprintf(cmd, sizeof cmd, "%s --model en0/model.h5 --ensemble en1/model.h5,en0/model.h5", ev);
+  assert_int_equal(run_cli(cmd, b, sizeof b), 0);
+  assert_non_null(strstr(b, "\"models\":3"));
+  static const char *bad[] = {"", "en1/model.h5,", ",en1/model.h5", "en1/model.h5,,en0/model.h5"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(cmd, sizeof cmd, "%s --model en0/model.h5 --ensemble '%s'", ev, bad[i]);
+    assert_int_equal(run_cli_in(cmd, 1, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--ensemble"));
+  }
+  snprintf(cmd, sizeof cmd, "%s --model en0/model.h5 --ensemble missing.h5", ev);
+  assert_int_equal(run_cli_in(cmd, 1, out, sizeof out), 1);
+  assert_non_null(strstr(out, "missing.h5"));
+}
+
 /* tu_read_file of a path under the test's folder */
 static int file_bytes(const char *rel, char *buf, size_t len) {
   char p[128];
@@ -544,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_resume_bit_exact),
       cmocka_unit_test(test_ema),
       cmocka_unit_test(test_label_smoothing),
+      cmocka_unit_test(test_eval_ensemble),
       cmocka_unit_test(test_best_survives_resume),
       cmocka_unit_test(test_train_ml100k_static_features),
       cmocka_unit_test(test_shared_user_token),

@@ -249,6 +249,100 @@ static void test_beam_vs_brute_force(void **state) {
   onerec_catalog_free(cat);
 }
 
+/* An ensemble (onerec_sessions_recommend): a model with a second session of itself gives the
+ * model's own results; two different models with a beam as wide as the catalogue give the
+ * exact top k of the mean of their exact log-probabilities; bad ensembles fail cleanly. */
+static void test_ensemble(void **state) {
+  fixture *f = *state;
+  const int64_t N = 120, B = 3;
+  const int k = 10;
+  int64_t *ids;
+  int32_t *codes;
+  onerec_catalog *cat = catalog_make(f->ctx, N, 4, &ids, &codes);
+  users u;
+  users_make(&u, B, 21);
+  onerec_model_config c = small_cfg();
+  onerec_model *m2 = NULL;
+  assert_ok(onerec_model_create(f->ctx, &c, 99, &m2));
+  scored *ea = exact_all(f->m, &u, N, ids, codes), *eb = exact_all(m2, &u, N, ids, codes);
+  ONEREC_OPTS(onerec_session_opts, so, .max_batch = B, .max_targets = B * 128);
+  onerec_session *sa = NULL, *sa2 = NULL, *sb = NULL;
+  assert_ok(onerec_session_create(f->m, NULL, &so, &sa));
+  assert_ok(onerec_session_create(f->m, NULL, &so, &sa2));
+  assert_ok(onerec_session_create(m2, NULL, &so, &sb));
+  int64_t tmp[3 * 4], one[3 * 10], two[3 * 10];
+  double lp1[3 * 10], lp2[3 * 10];
+  onerec_user_batch v = view(&u, 0, B, tmp);
+
+  /* the same model twice: its own ranking and scores */
+  ONEREC_OPTS(onerec_recommend_opts, o, .beam = 16, .k = k);
+  assert_ok(onerec_session_recommend(sa, cat, &v, &o, one, lp1, (size_t)(B * k)));
+  onerec_session *twice[2] = {sa, sa2};
+  assert_ok(onerec_sessions_recommend(twice, 2, cat, &v, &o, two, lp2, (size_t)(B * k)));
+  assert_memory_equal(one, two, sizeof one);
+  for (int i = 0; i < B * k; i++) assert_true(fabs(lp1[i] - lp2[i]) <= 1e-9 * (1 + fabs(lp1[i])));
+
+  /* two models, beam >= catalogue: the exact top k of the mean */
+  ONEREC_OPTS(onerec_recommend_opts, wide, .beam = 128, .k = k);
+  onerec_session *pair[2] = {sa, sb};
+  assert_ok(onerec_sessions_recommend(pair, 2, cat, &v, &wide, two, lp2, (size_t)(B * k)));
+  int differs = 0; /* the mean's ranking is not simply the first model's */
+  for (int64_t b = 0; b < B; b++) {
+    scored mean[120];
+    for (int64_t i = 0; i < N; i++)
+      mean[i] = (scored){ids[i], 0.5 * (exact_of(ea + b * N, N, ids[i]) +
+                                         exact_of(eb + b * N, N, ids[i]))};
+    qsort(mean, (size_t)N, sizeof *mean, by_logp);
+    for (int i = 0; i < k; i++) {
+      const int64_t id = two[b * k + i];
+      const double want = exact_of(mean, N, id);
+      if (fabs(lp2[b * k + i] - want) > 1e-4 * (1 + fabs(want)))
+        fail_msg("ensemble user %lld rank %d: logp %.8g, mean of exact %.8g", (long long)b, i,
+                 lp2[b * k + i], want);
+      if (id != mean[i].id && fabs(mean[i].logp - want) > 1e-5)
+        fail_msg("ensemble user %lld rank %d: item %lld, exact top is %lld", (long long)b, i,
+                 (long long)id, (long long)mean[i].id);
+      differs |= id != ea[b * N + i].id;
+    }
+  }
+  assert_true(differs);
+
+  /* bad ensembles */
+  const onerec_status E = ONEREC_ERR_INVALID_ARGUMENT;
+  assert_status(onerec_sessions_recommend(NULL, 2, cat, &v, &o, two, lp2, 30), E);
+  assert_status(onerec_sessions_recommend(pair, 0, cat, &v, &o, two, lp2, 30), E);
+  assert_status(onerec_sessions_recommend(pair, ONEREC_MAX_ENSEMBLE + 1, cat, &v, &o, two, lp2, 30),
+                E);
+  onerec_session *dup[2] = {sa, sa}, *hole[2] = {sa, NULL};
+  assert_status(onerec_sessions_recommend(dup, 2, cat, &v, &o, two, lp2, 30), E);
+  assert_non_null(strstr(onerec_last_error(), "own session"));
+  assert_status(onerec_sessions_recommend(hole, 2, cat, &v, &o, two, lp2, 30), E);
+  ONEREC_OPTS(onerec_recommend_opts, smp, .mode = ONEREC_GEN_SAMPLE, .k = 4, .seed = 1);
+  assert_status(onerec_sessions_recommend(pair, 2, cat, &v, &smp, two, lp2, 30), E);
+  assert_non_null(strstr(onerec_last_error(), "beam search only"));
+  c.codebook = CODES + 1; /* another codebook than the catalogue's */
+  onerec_model *m3 = NULL;
+  onerec_session *sc = NULL;
+  assert_ok(onerec_model_create(f->ctx, &c, 7, &m3));
+  assert_ok(onerec_session_create(m3, NULL, &so, &sc));
+  onerec_session *mixed[2] = {sa, sc};
+  assert_status(onerec_sessions_recommend(mixed, 2, cat, &v, &o, two, lp2, 30), E);
+  assert_non_null(strstr(onerec_last_error(), "session 1"));
+
+  onerec_session_free(sc);
+  onerec_model_free(m3);
+  onerec_session_free(sa);
+  onerec_session_free(sa2);
+  onerec_session_free(sb);
+  onerec_model_free(m2);
+  free(ea);
+  free(eb);
+  users_free(&u);
+  free(ids);
+  free(codes);
+  onerec_catalog_free(cat);
+}
+
 /* Random catalogues, some items retired: nothing generated is outside the committed set. */
 static void test_legality_retired(void **state) {
   fixture *f = *state;
@@ -612,7 +706,7 @@ int main(void) {
       cmocka_unit_test(test_beam_vs_brute_force), cmocka_unit_test(test_legality_retired),
       cmocka_unit_test(test_batching),            cmocka_unit_test(test_sampling),
       cmocka_unit_test(test_sampling_distribution), cmocka_unit_test(test_threads),
-      cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_bad_args),            cmocka_unit_test(test_ensemble),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

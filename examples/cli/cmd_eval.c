@@ -76,22 +76,46 @@ int cli_model_fits_catalog(const onerec_model_config *c, const onerec_catalog *c
   return 0;
 }
 
-int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalog *cat,
-                 const onerec_dataset *ds, const int32_t *codes, int split, int64_t max_users,
-                 int beam, int progress, cli_eval_result *r) {
+/* nonzero when model b reads another batch layout than model a (pathways, lengths, user
+ * columns), so the two cannot share batches */
+static int inputs_differ(const onerec_model_config *a, const onerec_model_config *b) {
+  return a->use_short != b->use_short || a->use_positive != b->use_positive ||
+         cli_batch_len(a, 0) != cli_batch_len(b, 0) || cli_batch_len(a, 1) != cli_batch_len(b, 1) ||
+         a->static_cat_count != b->static_cat_count ||
+         a->static_num_count != b->static_num_count ||
+         (a->static_cat_count > 0 && a->static_cat_vocab[0] != b->static_cat_vocab[0]);
+}
+
+int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_models,
+                 const onerec_catalog *cat, const onerec_dataset *ds, const int32_t *codes,
+                 int split, int64_t max_users, int beam, int progress, cli_eval_result *r) {
   enum { EB = 16 };
   const double t0 = eval_now();
   int rc = 1;
   onerec_status s;
   onerec_samples *smp = NULL;
   onerec_batch *b = NULL;
-  onerec_session *ses = NULL;
+  onerec_session *ses[ONEREC_MAX_ENSEMBLE] = {NULL};
   onerec_metrics *met = NULL;
   int64_t *items = NULL;
   const int64_t *ids = NULL;
   int64_t n_ids = 0;
   ONEREC_OPTS(onerec_model_config, c);
-  if ((s = onerec_model_config_get(m, &c))) return cli_fail("model config", s);
+  if (n_models < 1 || n_models > ONEREC_MAX_ENSEMBLE) {
+    fprintf(stderr, "onerec: %d models to evaluate (1..%d)\n", n_models, ONEREC_MAX_ENSEMBLE);
+    return 1;
+  }
+  if ((s = onerec_model_config_get(models[0], &c))) return cli_fail("model config", s);
+  for (int i = 1; i < n_models; i++) {
+    ONEREC_OPTS(onerec_model_config, ci);
+    if ((s = onerec_model_config_get(models[i], &ci))) return cli_fail("model config", s);
+    if (inputs_differ(&c, &ci)) {
+      fprintf(stderr, "onerec: ensemble model %d reads other inputs than the first (pathways, "
+                      "history lengths or user features): it cannot share their batches\n",
+              i + 1);
+      return 1;
+    }
+  }
   if ((s = onerec_dataset_item_ids(ds, &ids, &n_ids))) return cli_fail("item ids", s);
   /* the batch's static columns (hashed user id + the data's user features) must be the ones
    * the model reads, or the encoder would read them with the wrong stride */
@@ -118,8 +142,9 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
     cli_fail("samples", s);
     goto done;
   }
-  if ((s = onerec_batch_create(ds, &bo, &b)) || (s = onerec_session_create(m, ctx, &sso, &ses)) ||
-      (s = onerec_metrics_create(ks, 2, &met))) {
+  s = onerec_batch_create(ds, &bo, &b);
+  for (int i = 0; i < n_models && !s; i++) s = onerec_session_create(models[i], ctx, &sso, &ses[i]);
+  if (s || (s = onerec_metrics_create(ks, 2, &met))) {
     cli_fail("eval setup", s);
     goto done;
   }
@@ -144,7 +169,8 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
       cli_fail("batch", s);
       goto done;
     }
-    if ((s = onerec_session_recommend(ses, cat, &u, &ro, items, NULL, (size_t)EB * 10))) {
+    if ((s = onerec_sessions_recommend(ses, n_models, cat, &u, &ro, items, NULL,
+                                       (size_t)EB * 10))) {
       cli_fail("recommend", s);
       goto done;
     }
@@ -171,7 +197,7 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *m, const onerec_catalo
 done:
   free(items);
   onerec_metrics_free(met);
-  onerec_session_free(ses);
+  for (int i = 0; i < n_models; i++) onerec_session_free(ses[i]);
   onerec_batch_free(b);
   onerec_samples_free(smp);
   return rc;
@@ -189,10 +215,13 @@ static void eval_usage(FILE *f) {
   fprintf(f,
           "usage: onerec eval --model M.h5 --catalog C.h5 --data DIR --dataset beauty|ml-100k|h5\n"
           "                   [--split valid|test] [--beam 20] [--users N] [--threads T] [--json]\n"
+          "                   [--ensemble M2.h5,M3.h5,...]\n"
           "  full-ranking Recall@5/10 and NDCG@5/10 of a constrained beam search over the\n"
           "  catalogue, one target per user (leave-one-out); --users N evaluates a fixed\n"
           "  random subset of N users of the split (the JSON says subset:true); progress\n"
           "  on stderr.\n"
+          "  --ensemble: up to 15 more models (comma-separated paths, the same catalogue and\n"
+          "  inputs); items are ranked by the mean of all models' log-probabilities\n"
           "  --catalog/--data/--dataset default to what `onerec train` recorded in run.json\n"
           "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
 }
@@ -265,11 +294,13 @@ int cli_run_info_read(const char *model_path, char *data, char *dataset, char *c
 
 int cmd_eval(int argc, char **argv) {
   const char *model = NULL, *catalog = NULL, *data = NULL, *dataset = NULL, *split = "test";
+  const char *ensemble = NULL;
   long long beam = 20, users = 0, threads = 0;
   int json = 0;
   const cli_opt opts[] = {
       CLI_FLAG("--json", &json),
       CLI_STR("--model", &model),
+      CLI_STR("--ensemble", &ensemble),
       CLI_STR("--catalog", &catalog),
       CLI_STR("--data", &data),
       CLI_STR("--dataset", &dataset),
@@ -307,45 +338,67 @@ int cmd_eval(int argc, char **argv) {
   onerec_status s = onerec_context_create(&co, &ctx);
   if (s) return cli_fail("context", s);
   rc = 1;
-  onerec_model *m = NULL;
+  onerec_model *m[ONEREC_MAX_ENSEMBLE] = {NULL};
+  int n_models = 0;
   onerec_catalog *cat = NULL;
   onerec_dataset *ds = NULL;
   int32_t *codes = NULL;
+  static char paths[ONEREC_MAX_ENSEMBLE][4096];
   char buf[4200];
   ONEREC_OPTS(onerec_dataset_opts, dso, .format = dataset);
-  ONEREC_OPTS(onerec_model_config, c);
   const char *path = cli_data_path(data, dataset, buf, sizeof buf);
-  if ((s = onerec_model_load(ctx, model, &m))) {
-    cli_fail(model, s);
-    goto done;
+  /* --model, then each comma-separated --ensemble path */
+  snprintf(paths[n_models++], sizeof paths[0], "%s", model);
+  for (const char *e = ensemble; e;) {
+    const char *comma = strchr(e, ',');
+    size_t len = comma ? (size_t)(comma - e) : strlen(e);
+    if (len == 0 || len >= sizeof paths[0] || n_models == ONEREC_MAX_ENSEMBLE) {
+      fprintf(stderr, "onerec eval: --ensemble takes 1..%d non-empty comma-separated paths\n",
+              ONEREC_MAX_ENSEMBLE - 1);
+      rc = 2;
+      goto done;
+    }
+    memcpy(paths[n_models], e, len);
+    paths[n_models++][len] = '\0';
+    e = comma ? comma + 1 : NULL;
   }
   if ((s = onerec_catalog_load(ctx, catalog, &cat))) {
     cli_fail(catalog, s);
     goto done;
   }
+  for (int i = 0; i < n_models; i++) {
+    ONEREC_OPTS(onerec_model_config, c);
+    if ((s = onerec_model_load(ctx, paths[i], &m[i]))) {
+      cli_fail(paths[i], s);
+      goto done;
+    }
+    onerec_model_config_get(m[i], &c);
+    if (cli_model_fits_catalog(&c, cat, paths[i])) goto done;
+  }
   if ((s = onerec_dataset_load(ctx, path, &dso, &ds))) {
     cli_fail(path, s);
     goto done;
   }
-  onerec_model_config_get(m, &c);
-  if (cli_model_fits_catalog(&c, cat, model) || cli_catalog_codes(ds, cat, &codes)) goto done;
+  if (cli_catalog_codes(ds, cat, &codes)) goto done;
   cli_eval_result r = {0};
-  if (cli_eval_run(ctx, m, cat, ds, codes, sp, users, (int)beam, 1, &r)) goto done;
+  if (cli_eval_run(ctx, (const onerec_model *const *)m, n_models, cat, ds, codes, sp, users,
+                   (int)beam, 1, &r))
+    goto done;
   if (json) {
     cli_eval_print(stdout, &r, split);
-    printf(",\"beam\":%lld}\n", beam);
+    printf(",\"beam\":%lld,\"models\":%d}\n", beam, n_models);
   } else {
-    printf("%s: %lld of %lld users, beam %lld: recall@5 %.4f ndcg@5 %.4f recall@10 %.4f "
+    printf("%s: %lld of %lld users, beam %lld%s: recall@5 %.4f ndcg@5 %.4f recall@10 %.4f "
            "ndcg@10 %.4f (%.1f s)\n",
-           split, (long long)r.users, (long long)r.total, beam, r.recall5, r.ndcg5, r.recall10,
-           r.ndcg10, r.seconds);
+           split, (long long)r.users, (long long)r.total, beam, n_models > 1 ? ", ensemble" : "",
+           r.recall5, r.ndcg5, r.recall10, r.ndcg10, r.seconds);
   }
   rc = 0;
 done:
   free(codes);
   onerec_dataset_free(ds);
   onerec_catalog_free(cat);
-  onerec_model_free(m);
+  for (int i = 0; i < n_models; i++) onerec_model_free(m[i]);
   onerec_context_free(ctx);
   return rc;
 }

@@ -370,7 +370,9 @@ int cmd_train(int argc, char **argv) {
       const double e0 = now_s();
       cli_eval_result r = {0};
       if (swap_average(t, ema_decay)) goto done; /* evaluate the average */
-      if (cli_eval_run(ctx, m, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0, &r))
+      const onerec_model *one[1] = {m};
+      if (cli_eval_run(ctx, one, 1, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0,
+                       &r))
         goto done;
       int better = r.recall10 > best;
       if (better) {

@@ -34,6 +34,7 @@ typedef enum onerec_gen_mode {
 
 /* Most beams of a beam search. */
 #define ONEREC_MAX_BEAM 512
+#define ONEREC_MAX_ENSEMBLE 16 /* models onerec_sessions_recommend combines at most */
 
 /* Options of onerec_session_recommend. Declare with ONEREC_OPTS(onerec_recommend_opts, o, ...);
  * a zero field means its default. */
@@ -78,6 +79,20 @@ ONEREC_API onerec_status onerec_session_recommend(onerec_session *session,
                                                   const onerec_recommend_opts *opts,
                                                   int64_t *items_out, double *logp_out,
                                                   size_t out_count);
+
+/* Beam search over an ensemble: sessions[0..n) (1 <= n <= ONEREC_MAX_ENSEMBLE, each its own
+ * session, of models sharing the catalogue's levels and codebook, possibly different in
+ * everything else) all encode `users`, decode the same beams, and score every legal extension
+ * by the mean of their log-probabilities, so an item's logp_out is the mean of the models'
+ * log-probabilities of it. Beam mode only (opts->mode = ONEREC_GEN_SAMPLE with n > 1 is
+ * refused); everything else as onerec_session_recommend, which is the case n = 1 (same
+ * results). Users are decoded in chunks sized by the smallest max_targets. */
+ONEREC_API onerec_status onerec_sessions_recommend(onerec_session *const *sessions, int n,
+                                                   const onerec_catalog *catalog,
+                                                   const onerec_user_batch *users,
+                                                   const onerec_recommend_opts *opts,
+                                                   int64_t *items_out, double *logp_out,
+                                                   size_t out_count);
 
 #ifdef __cplusplus
 }
