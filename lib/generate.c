@@ -1,6 +1,8 @@
-/* onerec_session_recommend: argument checks, the encoder pass, host scratch, and the decoder
- * step both searches share. */
+/* onerec_session_recommend and onerec_sessions_recommend (an ensemble; the former is its
+ * one-model case): argument checks, the encoder passes, host scratch, and the decoder step both
+ * searches share. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "generate_impl.h"
@@ -126,8 +128,9 @@ static void gen_close(orx_gen *g) {
 }
 
 /* Checks of one session of a (possibly one-model) ensemble against the catalogue. */
-static onerec_status session_fits(onerec_session *const *ss, int i, const onerec_catalog *cat,
-                                  const onerec_recommend_opts *o, const char *fn) {
+static onerec_status session_fits(onerec_session *const *ss, int n, int i,
+                                  const onerec_catalog *cat, const onerec_recommend_opts *o,
+                                  const char *fn) {
   const onerec_session *s = ss[i];
   if (!s) return orx_fail(ONEREC_ERR_INVALID_ARGUMENT, "%s: sessions[%d] is NULL", fn, i);
   for (int j = 0; j < i; j++)
@@ -140,11 +143,12 @@ static onerec_status session_fits(onerec_session *const *ss, int i, const onerec
   int levels = 0, K = 0;
   if ((st = onerec_catalog_info(cat, &levels, &K, NULL))) return st;
   const onerec_model *m = s->m;
+  char which[32] = ""; /* an ensemble names the session */
+  if (n > 1) snprintf(which, sizeof which, " of session %d", i);
   if (levels != m->dims.levels || K != m->dims.codebook)
     return orx_fail(ONEREC_ERR_INVALID_ARGUMENT,
-                    "%s: the catalogue has %d levels x %d codes, the model of session %d %lld x %lld",
-                    fn, levels, K, i, (long long)m->dims.levels,
-                    (long long)m->dims.codebook);
+                    "%s: the catalogue has %d levels x %d codes, the model%s %lld x %lld", fn,
+                    levels, K, which, (long long)m->dims.levels, (long long)m->dims.codebook);
   return ONEREC_OK;
 }
 
@@ -174,7 +178,7 @@ static onerec_status recommend(onerec_session *const *sessions, int n, const one
                     n, o.mode);
   int64_t max_targets = INT64_MAX;
   for (int i = 0; i < n; i++) {
-    if ((st = session_fits(sessions, i, cat, &o, fn))) return st;
+    if ((st = session_fits(sessions, n, i, cat, &o, fn))) return st;
     if (sessions[i]->max_targets < max_targets) max_targets = sessions[i]->max_targets;
   }
   /* the batch size is checked by the encoder; the output size needs it first */

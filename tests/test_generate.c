@@ -296,6 +296,8 @@ static void test_ensemble(void **state) {
     for (int i = 0; i < k; i++) {
       const int64_t id = two[b * k + i];
       const double want = exact_of(mean, N, id);
+      if (isnan(want)) fail_msg("ensemble user %lld: item %lld is not in the catalogue",
+                                (long long)b, (long long)id);
       if (fabs(lp2[b * k + i] - want) > 1e-4 * (1 + fabs(want)))
         fail_msg("ensemble user %lld rank %d: logp %.8g, mean of exact %.8g", (long long)b, i,
                  lp2[b * k + i], want);

@@ -348,6 +348,11 @@ int cmd_eval(int argc, char **argv) {
   ONEREC_OPTS(onerec_dataset_opts, dso, .format = dataset);
   const char *path = cli_data_path(data, dataset, buf, sizeof buf);
   /* --model, then each comma-separated --ensemble path */
+  if (strlen(model) >= sizeof paths[0]) {
+    fprintf(stderr, "onerec eval: --model path longer than %zu bytes\n", sizeof paths[0] - 1);
+    rc = 2;
+    goto done;
+  }
   snprintf(paths[n_models++], sizeof paths[0], "%s", model);
   for (const char *e = ensemble; e;) {
     const char *comma = strchr(e, ',');

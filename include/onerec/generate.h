@@ -82,7 +82,8 @@ ONEREC_API onerec_status onerec_session_recommend(onerec_session *session,
 
 /* Beam search over an ensemble: sessions[0..n) (1 <= n <= ONEREC_MAX_ENSEMBLE, each its own
  * session, of models sharing the catalogue's levels and codebook, possibly different in
- * everything else) all encode `users`, decode the same beams, and score every legal extension
+ * everything else, but each able to read `users` as onerec_session_encode checks) all encode
+ * `users`, decode the same beams, and score every legal extension
  * by the mean of their log-probabilities, so an item's logp_out is the mean of the models'
  * log-probabilities of it. Beam mode only (opts->mode = ONEREC_GEN_SAMPLE with n > 1 is
  * refused); everything else as onerec_session_recommend, which is the case n = 1 (same
