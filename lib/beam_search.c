@@ -109,16 +109,16 @@ onerec_status orx_beam_search(orx_gen *const *gens, int n, int64_t u0, int64_t u
         const int32_t *codes = NULL;
         int32_t first = 0;
         const int32_t cnt = orx_trie_children(t, g->node[0][r], &codes, &first);
-        const double base = g->logp[0][r] - (double)g->lse[r];
+        /* log p(code | prefix), averaged over the models, is mean(logit) - mean(lse): the
+         * normalisers once per row, the logits per code (one model: inv_n = 1 is exact) */
+        double lse = 0.0;
+        for (int i = 0; i < n; i++) lse += (double)gens[i]->lse[r];
+        const double base = g->logp[0][r] - lse * inv_n;
         for (int32_t c = 0; c < cnt; c++) {
           const int64_t at = r * K + codes[c];
-          double sc = base + (double)lg[0][at];
-          if (n > 1) { /* the mean over the models of log p(code | prefix) */
-            double step = 0.0;
-            for (int i = 0; i < n; i++) step += (double)lg[i][at] - (double)gens[i]->lse[r];
-            sc = g->logp[0][r] + step * inv_n;
-          }
-          cand x = {sc, at, first + c};
+          double logit = 0.0;
+          for (int i = 0; i < n; i++) logit += (double)lg[i][at];
+          cand x = {base + logit * inv_n, at, first + c};
           if (cnt_heap < cap) {
             heap[cnt_heap] = x;
             sift_up(heap, cnt_heap++);
