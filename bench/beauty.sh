@@ -11,7 +11,7 @@
 # "ndcg@10":..} with the test metrics of the model saved at that evaluation (the curve of test
 # Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
-# ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 20),
+# ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 60),
 # EVAL_EVERY (minutes between evaluations, default 10; each scores all validation users, ~20 s
 # on 2 cores, not counted as training time), TRAIN_ARGS (the `onerec train` options of the
 # model; default: the best run of bench/RESULTS.md, the 0.015B shape cut to 2 + 2 layers, with 2
@@ -23,7 +23,7 @@ DATA=${1:-../shared/data/amazon}
 OUT=${2:-run/beauty}
 MINUTES=${3:-60}
 ALIGN=${ALIGN:-1}
-ALIGN_EPOCHS=${ALIGN_EPOCHS:-20}
+ALIGN_EPOCHS=${ALIGN_EPOCHS:-60}
 EVAL_EVERY=${EVAL_EVERY:-10}
 TRAIN_ARGS=${TRAIN_ARGS:---layers 2 --threads 2 --shards 2 --dropout 0.2 --ema 0.9999 --lr 2e-3 --steps 105000 --uid-buckets 1}
 
