@@ -135,14 +135,22 @@ static void test_train_eval(void **state) {
 
 /* eval with a beam wider than the catalogue is the exact top 10: check it against every item
  * scored by onerec_session_score and ranked here (ties: lower item id first is not guaranteed
- * by beam search, so only untied targets are compared). */
+ * by beam search, so only untied targets are compared), and the per-user ranks --ranks writes
+ * (user and target ids exactly, ranks up to such a tie). */
 static void test_eval_matches_brute_force(void **state) {
   (void)state;
   static char out[8192];
   assert_int_equal(run_cli("eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty "
-                           "--split test --beam 64 --json",
+                           "--split test --beam 64 --ranks ranks.tsv --json",
                            out, sizeof out),
                    0);
+  static char ranks[8192];
+  char rpath[128];
+  snprintf(rpath, sizeof rpath, "%s/ranks.tsv", dir);
+  assert_true(tu_read_file(rpath, ranks, sizeof ranks) > 0);
+  assert_true(strncmp(ranks, "user\ttarget\trank\n", 17) == 0);
+  const char *line = strchr(ranks, '\n') + 1;
+  int rank_diffs = 0;
   double want_r10 = tu_json_num(out, "recall@10"), want_n10 = tu_json_num(out, "ndcg@10");
   onerec_context *ctx = NULL;
   ONEREC_OPTS(onerec_context_opts, co, .backend = "cpu", .threads = 1);
@@ -179,6 +187,8 @@ static void test_eval_matches_brute_force(void **state) {
   assert_int_equal(n, N_USERS);
   double r10 = 0, n10 = 0;
   int64_t offs[2] = {0, N_ITEMS};
+  const int64_t *uids = NULL;
+  assert_ok(onerec_dataset_user_ids(ds, &uids, NULL));
   for (int64_t u = 0; u < n; u++) {
     ONEREC_OPTS(onerec_user_batch, ub);
     int32_t tgt = -1;
@@ -187,11 +197,26 @@ static void test_eval_matches_brute_force(void **state) {
     assert_ok(onerec_session_score(ses, &ub, offs, codes, lp, N_ITEMS));
     int rank = 0;
     for (int i = 0; i < N_ITEMS; i++) rank += lp[i] > lp[tgt];
+    long long f_user = -2, f_target = -2;
+    int f_rank = -2;
+    int64_t user = -1;
+    assert_ok(onerec_samples_get(smp, u, &user, NULL, NULL, NULL));
+    assert_int_equal(sscanf(line, "%lld\t%lld\t%d", &f_user, &f_target, &f_rank), 3);
+    assert_int_equal(f_user, uids[user]);
+    assert_int_equal(f_target, ids[tgt]);
+    if (f_rank != (rank < 10 ? rank : -1)) {
+      rank_diffs++;
+      assert_true(abs(f_rank - rank) <= 1 || (f_rank == -1 && rank == 10) ||
+                  (f_rank == 9 && rank >= 10));
+    }
+    line = strchr(line, '\n') + 1;
     if (rank < 10) {
       r10 += 1.0;
       n10 += 1.0 / log2(rank + 2.0);
     }
   }
+  assert_true(*line == '\0'); /* one line per user, no more */
+  assert_true(rank_diffs <= 1);
   r10 /= (double)n;
   n10 /= (double)n;
   /* the JSON has 6 decimals; a float-order tie could move one user by one rank at most */
@@ -546,6 +571,12 @@ static void test_bad_flags(void **state) {
                               sizeof out),
                    1);
   assert_non_null(strstr(out, "empty folder name"));
+  /* --ranks into a folder that does not exist: exit 1, no metrics on stdout */
+  assert_int_equal(run_cli("eval --model run/model.h5 --catalog cat.h5 --data . --dataset beauty "
+                           "--users 3 --ranks afile/r.tsv --json",
+                           out, sizeof out),
+                   1);
+  assert_null(strstr(out, "recall@10"));
   /* a model of another shape: a clear failure, not a crash */
   assert_int_equal(run_cli("model create --preset 0.015B --levels 3 --codes 8 --layers 1 "
                            "--d-model 16 --heads 2 --ffn 32 --out m3.h5",

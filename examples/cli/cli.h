@@ -119,11 +119,14 @@ typedef struct cli_eval_result {
 /* Full-ranking metrics of constrained beam search on split (onerec_split) for the first
  * max_users users (0 = all), in batches; progress on stderr when `progress`. codes are
  * cli_catalog_codes'. models[0..n_models): one model, or an ensemble ranked by the mean of
- * their log-probabilities (same catalogue and inputs). Returns 0, or prints the error and
+ * their log-probabilities (same catalogue and inputs). With `ranks` (may be NULL), one line
+ * per user evaluated, `user_id<TAB>target_id<TAB>rank` (0-based rank of the target in the top
+ * 10, -1 if it is not there), after a header line. Returns 0, or prints the error and
  * returns 1. */
 int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_models,
                  const onerec_catalog *cat, const onerec_dataset *ds, const int32_t *codes,
-                 int split, int64_t max_users, int beam, int progress, cli_eval_result *r);
+                 int split, int64_t max_users, int beam, int progress, FILE *ranks,
+                 cli_eval_result *r);
 
 /* DIR/run.json records what `onerec train` trained on (data folder, data set, catalogue; paths
  * made absolute), so `onerec eval --model DIR/model.h5` needs no more flags. write: 0 or 1

@@ -88,7 +88,8 @@ static int inputs_differ(const onerec_model_config *a, const onerec_model_config
 
 int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_models,
                  const onerec_catalog *cat, const onerec_dataset *ds, const int32_t *codes,
-                 int split, int64_t max_users, int beam, int progress, cli_eval_result *r) {
+                 int split, int64_t max_users, int beam, int progress, FILE *ranks,
+                 cli_eval_result *r) {
   enum { EB = 16 };
   const double t0 = eval_now();
   int rc = 1;
@@ -117,6 +118,8 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_m
     }
   }
   if ((s = onerec_dataset_item_ids(ds, &ids, &n_ids))) return cli_fail("item ids", s);
+  const int64_t *uids = NULL;
+  if ((s = onerec_dataset_user_ids(ds, &uids, NULL))) return cli_fail("user ids", s);
   /* the batch's static columns (hashed user id + the data's user features) must be the ones
    * the model reads, or the encoder would read them with the wrong stride */
   int32_t n_cat = 0, n_num = 0;
@@ -161,6 +164,7 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_m
     n = max_users;
   }
   double last = t0;
+  if (ranks) fputs("user\ttarget\trank\n", ranks);
   for (int64_t first = 0; first < n; first += EB) {
     int64_t cnt = n - first < EB ? n - first : EB;
     ONEREC_OPTS(onerec_user_batch, u);
@@ -174,11 +178,23 @@ int cli_eval_run(onerec_context *ctx, const onerec_model *const *models, int n_m
       cli_fail("recommend", s);
       goto done;
     }
-    for (int64_t i = 0; i < cnt; i++)
+    for (int64_t i = 0; i < cnt; i++) {
       if ((s = onerec_metrics_add_ranked(met, items + i * 10, 10, ids[tgt[i]]))) {
         cli_fail("metrics", s);
         goto done;
       }
+      if (ranks) {
+        int64_t user = 0;
+        int rank = -1;
+        for (int j = 0; j < 10 && rank < 0; j++)
+          if (items[i * 10 + j] == ids[tgt[i]]) rank = j;
+        if ((s = onerec_samples_get(smp, first + i, &user, NULL, NULL, NULL))) {
+          cli_fail("samples", s);
+          goto done;
+        }
+        fprintf(ranks, "%lld\t%lld\t%d\n", (long long)uids[user], (long long)ids[tgt[i]], rank);
+      }
+    }
     double tn = eval_now();
     if (progress && (tn - last >= 5.0 || first + cnt == n)) {
       double r10 = 0;
@@ -215,13 +231,15 @@ static void eval_usage(FILE *f) {
   fprintf(f,
           "usage: onerec eval --model M.h5 --catalog C.h5 --data DIR --dataset beauty|ml-100k|h5\n"
           "                   [--split valid|test] [--beam 20] [--users N] [--threads T] [--json]\n"
-          "                   [--ensemble M2.h5,M3.h5,...]\n"
+          "                   [--ensemble M2.h5,M3.h5,...] [--ranks RANKS.tsv]\n"
           "  full-ranking Recall@5/10 and NDCG@5/10 of a constrained beam search over the\n"
           "  catalogue, one target per user (leave-one-out); --users N evaluates a fixed\n"
           "  random subset of N users of the split (the JSON says subset:true); progress\n"
           "  on stderr.\n"
           "  --ensemble: up to 15 more models (comma-separated paths, the same catalogue and\n"
           "  inputs); items are ranked by the mean of all models' log-probabilities\n"
+          "  --ranks: also writes, per user, the target's 0-based rank in the top 10 (-1:\n"
+          "  not there) as user<TAB>target<TAB>rank lines, for analyses by user or item\n"
           "  --catalog/--data/--dataset default to what `onerec train` recorded in run.json\n"
           "  next to the model: `onerec eval --model run/model.h5 --split test --json`\n");
 }
@@ -294,13 +312,14 @@ int cli_run_info_read(const char *model_path, char *data, char *dataset, char *c
 
 int cmd_eval(int argc, char **argv) {
   const char *model = NULL, *catalog = NULL, *data = NULL, *dataset = NULL, *split = "test";
-  const char *ensemble = NULL;
+  const char *ensemble = NULL, *ranks_path = NULL;
   long long beam = 20, users = 0, threads = 0;
   int json = 0;
   const cli_opt opts[] = {
       CLI_FLAG("--json", &json),
       CLI_STR("--model", &model),
       CLI_STR("--ensemble", &ensemble),
+      CLI_STR("--ranks", &ranks_path),
       CLI_STR("--catalog", &catalog),
       CLI_STR("--data", &data),
       CLI_STR("--dataset", &dataset),
@@ -386,9 +405,18 @@ int cmd_eval(int argc, char **argv) {
   }
   if (cli_catalog_codes(ds, cat, &codes)) goto done;
   cli_eval_result r = {0};
+  char ranks_tmp[4200];
+  FILE *ranks = ranks_path ? cli_atomic_open(ranks_path, ranks_tmp, sizeof ranks_tmp) : NULL;
+  if (ranks_path && !ranks) goto done;
   if (cli_eval_run(ctx, (const onerec_model *const *)m, n_models, cat, ds, codes, sp, users,
-                   (int)beam, 1, &r))
+                   (int)beam, 1, ranks, &r)) {
+    if (ranks) {
+      fclose(ranks);
+      remove(ranks_tmp);
+    }
     goto done;
+  }
+  if (ranks && cli_atomic_commit(ranks, ranks_tmp, ranks_path)) goto done;
   if (json) {
     cli_eval_print(stdout, &r, split);
     printf(",\"beam\":%lld,\"models\":%d}\n", beam, n_models);

@@ -372,7 +372,7 @@ int cmd_train(int argc, char **argv) {
       if (swap_average(t, ema_decay)) goto done; /* evaluate the average */
       const onerec_model *one[1] = {m};
       if (cli_eval_run(ctx, one, 1, cat, ds, codes, ONEREC_SPLIT_VALID, eval_users, (int)beam, 0,
-                       &r))
+                       NULL, &r))
         goto done;
       int better = r.recall10 > best;
       if (better) {
