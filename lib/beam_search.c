@@ -82,7 +82,7 @@ onerec_status orx_beam_search(orx_gen *const *gens, int n, int64_t u0, int64_t u
   const int64_t B = g->s->batch, L = g->L, K = g->K;
   const double inv_n = 1.0 / n;
   cand heap[ONEREC_MAX_BEAM];
-  const float *lg[ORX_MAX_ENSEMBLE];
+  const float *lg[ONEREC_MAX_ENSEMBLE];
   int64_t rows = 0, rows_before = 0;
   for (int64_t b = 0; b < B; b++) {
     g->off[b] = rows;

@@ -44,10 +44,9 @@ onerec_status orx_gen_forward_cached(orx_gen *g, int64_t rows, int64_t p, int re
                                      int64_t rows_before);
 
 /* Beam search for users [u0, u1) of the encoded batch; results rows b - u0 of items / logp.
- * gens[0..n) are the generation states of n models' sessions (1 <= n <= ORX_MAX_ENSEMBLE),
+ * gens[0..n) are the generation states of n models' sessions (1 <= n <= ONEREC_MAX_ENSEMBLE),
  * all encoded on the same users with the same catalogue snapshot: the score of an item is the
  * mean of the models' log-probabilities. */
-#define ORX_MAX_ENSEMBLE ONEREC_MAX_ENSEMBLE
 onerec_status orx_beam_search(orx_gen *const *gens, int n, int64_t u0, int64_t u1, int beam,
                               int k, int64_t *items, double *logp);
 
