@@ -12,6 +12,8 @@
 # Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
 # ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 60),
+# ALIGN_ARGS (more `onerec align` options; default --attribute-pairs 5: content pairs of items
+# that share a brand-like attribute, besides the collaborative ones),
 # EVAL_EVERY (minutes between evaluations, default 10; each scores all validation users, ~20 s
 # on 2 cores, not counted as training time), TRAIN_ARGS (the `onerec train` options of the
 # model; default: the best run of bench/RESULTS.md, the 0.015B shape cut to 2 + 2 layers, with 2
@@ -24,6 +26,7 @@ OUT=${2:-run/beauty}
 MINUTES=${3:-60}
 ALIGN=${ALIGN:-1}
 ALIGN_EPOCHS=${ALIGN_EPOCHS:-60}
+ALIGN_ARGS=${ALIGN_ARGS:---attribute-pairs 5}
 EVAL_EVERY=${EVAL_EVERY:-10}
 TRAIN_ARGS=${TRAIN_ARGS:---layers 2 --threads 2 --shards 2 --dropout 0.2 --ema 0.9999 --lr 2e-3 --steps 105000 --uid-buckets 1}
 
@@ -39,8 +42,9 @@ step "item features"
 FEATS="$OUT/features.h5"
 if [ "$ALIGN" = 1 ]; then
   step "item alignment"
+  # shellcheck disable=SC2086  # ALIGN_ARGS is a list of options
   "$ONEREC" align --features "$OUT/features.h5" --data "$DATA" --dataset beauty \
-    --out "$OUT/aligned.h5" --epochs "$ALIGN_EPOCHS" --seed 1 --json >&2
+    --out "$OUT/aligned.h5" --epochs "$ALIGN_EPOCHS" --seed 1 $ALIGN_ARGS --json >&2
   FEATS="$OUT/aligned.h5"
 fi
 step "semantic IDs (3 x 256, RQ-Kmeans, collisions resolved)"

@@ -292,6 +292,25 @@ static void test_synth_align(void **state) {
            dir, dir, dir);
   assert_int_equal(run_cli(cmd, out, sizeof out), 0);
   assert_true(tu_json_num(out, "items") == 96);
+  /* content pairs: each of the 8 topic attributes is carried by 12 items, each of which gets 3
+   * partners (288 pairs); the 4 place attributes (24 items each) are over the 12-item bound */
+  snprintf(cmd, sizeof cmd,
+           "align --features %s/f.h5 --data %s/s1 --dataset beauty --out %s/al2.h5 --epochs 1 "
+           "--batch 16 --d-model 16 --layers 1 --queries 2 --heads 2 --threads 1 "
+           "--attribute-pairs 3 --attribute-max-items 12 --json",
+           dir, dir, dir);
+  assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+  assert_int_equal((int)tu_json_num(out, "attribute_pairs"), 288);
+  snprintf(cmd, sizeof cmd,
+           "align --features %s/f.h5 --data %s/s1 --dataset beauty --out %s/al2.h5 --epochs 1 "
+           "--batch 16 --d-model 16 --layers 1 --queries 2 --heads 2 --threads 1 "
+           "--attribute-pairs 3 --attribute-max-items 24 --json",
+           dir, dir, dir);
+  assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+  assert_int_equal((int)tu_json_num(out, "attribute_pairs"), 288 + 4 * 8 * 3 * 3);
+  snprintf(cmd, sizeof cmd, "align --features %s/f.h5 --data %s --dataset ml-100k --out %s/x.h5 "
+           "--attribute-pairs 3", dir, dir, dir);
+  assert_int_equal(run_cli(cmd, out, sizeof out), 2);
   /* a split that does not cover the features */
   snprintf(cmd, sizeof cmd,
            "align --features %s/f.h5 --data %s/s1 --dataset beauty --out %s/x.h5 --split 100,100",

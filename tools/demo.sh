@@ -32,9 +32,9 @@ step "evaluation baseline: popularity, full ranking, test split"
 
 step "item features: title TF-IDF + Swing over the training part"
 "$cli" features beauty "$beauty" --out "$work/features.h5" --json
-step "item alignment: QFormer + InfoNCE over collaborative pairs (${DEMO_ALIGN_EPOCHS:-2} epochs)"
+step "item alignment: QFormer + InfoNCE over collaborative and content pairs (${DEMO_ALIGN_EPOCHS:-2} epochs)"
 "$cli" align --features "$work/features.h5" --data "$beauty" --dataset beauty \
-  --out "$work/aligned.h5" --epochs "${DEMO_ALIGN_EPOCHS:-2}" --seed 1 --json
+  --out "$work/aligned.h5" --epochs "${DEMO_ALIGN_EPOCHS:-2}" --attribute-pairs 5 --seed 1 --json
 step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
 "$cli" tokenizer fit --features "$work/aligned.h5" --levels 3 --codes 256 --seed 1 \
   --out "$work/tokenizer.h5" --catalog "$work/catalog.h5" --json

@@ -4,6 +4,7 @@
 #ifndef ONEREC_CLI_H
 #define ONEREC_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "onerec/onerec.h"
@@ -74,6 +75,13 @@ typedef struct cli_opt {
 #define CLI_PARSED (-1)
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, size_t n_opts,
               void (*usage)(FILE *), const char **pos, int n_pos);
+
+/* Content pairs for alignment (attr_pairs.c): items of an Amazon items TSV (item_id, asin,
+ * attributes, title) that share an attribute carried by 2..max_df items, up to per_item
+ * partners per item and attribute, drawn by seed. Item ids in *first / *second (malloc'd,
+ * *n_pairs each). 0 on success; -1 after a message on stderr. */
+int cli_attribute_pairs(const char *items_tsv, int per_item, int max_df, uint64_t seed,
+                        int64_t **first, int64_t **second, int64_t *n_pairs);
 
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);

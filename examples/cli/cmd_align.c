@@ -19,10 +19,13 @@ static void align_usage(FILE *f) {
           "                    [--batch 256] [--lr 1e-3] [--temperature 0.07] [--d-model 64]\n"
           "                    [--queries 4] [--layers 4] [--heads 4] [--seed 1]\n"
           "                    [--model-out ALIGNER.h5] [--threads T] [--json]\n"
+          "                    [--attribute-pairs K] [--attribute-max-items D]\n"
           "  trains the item QFormer with InfoNCE over collaborative pairs and writes the\n"
           "  aligned item vectors (queries x d-model floats each, unit norm); progress on\n"
           "  stderr, a JSON summary on stdout with --json. Stops after --epochs passes over\n"
-          "  the pairs or --minutes, whichever comes first.\n");
+          "  the pairs or --minutes, whichever comes first. --attribute-pairs K (beauty\n"
+          "  only) adds content pairs: each item with up to K items that share an attribute\n"
+          "  of Beauty_items.tsv carried by at most D items (default 200), brand-like ids.\n");
 }
 
 static double now_s(void) {
@@ -88,6 +91,7 @@ int cmd_align(int argc, char **argv) {
   const char *split = "256,128";
   double epochs = 2.0, minutes = 0.0, lr = 1e-3, temperature = 0.07;
   long long batch = 256, d_model = 64, queries = 4, layers = 4, heads = 4, seed = 1, threads = 0;
+  long long attr_pairs = 0, attr_max_items = 200;
   int json = 0;
   const cli_opt opts[] = {
       CLI_FLAG("--json", &json),
@@ -108,6 +112,8 @@ int cmd_align(int argc, char **argv) {
       CLI_INT("--heads", &heads, 1, 256),
       CLI_INT("--seed", &seed, CLI_INT_MIN, CLI_INT_MAX),
       CLI_INT("--threads", &threads, 0, 1024),
+      CLI_INT("--attribute-pairs", &attr_pairs, 0, 1000),
+      CLI_INT("--attribute-max-items", &attr_max_items, 2, 1 << 20),
   };
   int rc = cli_parse("align", argc, argv, opts, CLI_COUNT(opts), align_usage, NULL, 0);
   if (rc != CLI_PARSED) return rc;
@@ -117,6 +123,10 @@ int cmd_align(int argc, char **argv) {
     return 2;
   }
   int64_t widths[64];
+  if (attr_pairs > 0 && strcmp(dataset, "beauty") != 0) {
+    fprintf(stderr, "onerec align: --attribute-pairs needs --dataset beauty (Beauty_items.tsv)\n");
+    return 2;
+  }
   int nt = parse_split(split, widths, 64);
   if (nt < 1) {
     fprintf(stderr, "onerec align: --split takes widths like 256,128\n");
@@ -141,7 +151,7 @@ int cmd_align(int argc, char **argv) {
   if ((s = onerec_context_create(&co, &ctx))) return cli_fail("context", s);
   rc = 1;
   float *x = NULL, *tok = NULL, *z = NULL;
-  int64_t *ids = NULL, *offs = NULL, *seq = NULL, *pf = NULL, *ps = NULL;
+  int64_t *ids = NULL, *offs = NULL, *seq = NULL, *pf = NULL, *ps = NULL, *af = NULL, *as = NULL;
   uint8_t *mask = NULL;
   id_row *map = NULL;
   onerec_dataset *ds = NULL;
@@ -218,15 +228,24 @@ int cmd_align(int argc, char **argv) {
     cli_fail("pairs", s);
     goto done;
   }
-  pf = malloc((size_t)(np > 0 ? np : 1) * sizeof *pf);
-  ps = malloc((size_t)(np > 0 ? np : 1) * sizeof *ps);
+  int64_t n_attr = 0;
+  if (attr_pairs > 0) {
+    char tsv[4200];
+    snprintf(tsv, sizeof tsv, "%s/Beauty_items.tsv", data);
+    if (cli_attribute_pairs(tsv, (int)attr_pairs, (int)attr_max_items, (uint64_t)seed, &af, &as,
+                            &n_attr))
+      goto done;
+  }
+  pf = malloc((size_t)(np + n_attr > 0 ? np + n_attr : 1) * sizeof *pf);
+  ps = malloc((size_t)(np + n_attr > 0 ? np + n_attr : 1) * sizeof *ps);
   if (!pf || !ps) {
     fprintf(stderr, "onerec align: out of memory for %lld pairs\n", (long long)np);
     goto done;
   }
   int64_t kept = 0;
-  for (int64_t k = 0; k < np; k++) {
-    int64_t ra = row_of(map, n, pa[k]), rb = row_of(map, n, pb[k]);
+  for (int64_t k = 0; k < np + n_attr; k++) {
+    int64_t ra = k < np ? row_of(map, n, pa[k]) : row_of(map, n, af[k - np]);
+    int64_t rb = k < np ? row_of(map, n, pb[k]) : row_of(map, n, as[k - np]);
     if (ra < 0 || rb < 0 || ra == rb) continue; /* an item the features file lacks */
     pf[kept] = ra;
     ps[kept] = rb;
@@ -251,9 +270,10 @@ int cmd_align(int argc, char **argv) {
   }
   const int64_t per_epoch = n_train / batch, total = (int64_t)ceil(epochs * (double)per_epoch);
   fprintf(stderr,
-          "onerec align: %lld items, %d tokens of %lld, %lld pairs (%lld train, %lld held "
-          "out), %lld steps\n",
-          (long long)n, nt, (long long)width, (long long)kept, (long long)n_train,
+          "onerec align: %lld items, %d tokens of %lld, %lld pairs (%lld attribute; %lld train, "
+          "%lld held out), %lld steps\n",
+          (long long)n, nt, (long long)width, (long long)kept, (long long)n_attr,
+          (long long)n_train,
           (long long)n_val, (long long)total);
   const double t0 = now_s(), budget = minutes > 0 ? minutes * 60.0 : INFINITY;
   double last = t0, ema = 0.0;
@@ -309,9 +329,11 @@ int cmd_align(int argc, char **argv) {
   fprintf(stderr, "onerec align: %lld steps in %.1f s, held-out loss %.4f (chance %.4f), wrote %s\n",
           (long long)step, secs, vloss, log((double)batch), out);
   if (json) {
-    printf("{\"items\":%lld,\"dim\":%lld,\"pairs\":%lld,\"steps\":%lld,\"seconds\":%.2f,"
+    printf("{\"items\":%lld,\"dim\":%lld,\"pairs\":%lld,\"attribute_pairs\":%lld,"
+           "\"steps\":%lld,\"seconds\":%.2f,"
            "\"train_loss\":%.5f,\"heldout_loss\":%.5f,\"chance_loss\":%.5f,\"out\":",
-           (long long)n, (long long)D, (long long)kept, (long long)step, secs, ema, vloss,
+           (long long)n, (long long)D, (long long)kept, (long long)n_attr, (long long)step, secs,
+           ema, vloss,
            log((double)batch));
     cli_json_string(stdout, out);
     printf("}\n");
@@ -331,6 +353,8 @@ done:
   free(seq);
   free(pf);
   free(ps);
+  free(af);
+  free(as);
   free(z);
   return rc;
 }
