@@ -9,7 +9,9 @@
 # Defaults: ../shared/data/amazon, run/beauty, 60. Progress goes to stderr; stdout gets one JSON
 # line per snapshot, {"curve":true,"minutes":..,"step":..,"valid_recall@10":..,"recall@10":..,
 # "ndcg@10":..} with the test metrics of the model saved at that evaluation (the curve of test
-# Recall@10 against training minutes), then the final JSON of `onerec eval --split test` for the
+# Recall@10 against training minutes), then {"snapshot_ensemble":[best,next],...} with the test
+# JSON of the selected snapshot and the next one as an ensemble when validation prefers the pair
+# (bench/RESULTS.md, eighth run), then the final JSON of `onerec eval --split test` for the
 # model selected on validation. Environment: ONEREC (the CLI, default build/bin/onerec),
 # ALIGN=0 (tokenize the raw features instead of the aligned ones), ALIGN_EPOCHS (default 60),
 # ALIGN_ARGS (more `onerec align` options; default --attribute-pairs 5: content pairs of items
@@ -73,6 +75,29 @@ while IFS= read -r line; do
   printf '{"curve":true,"minutes":%s,"step":%s,"valid_recall@10":%s,"recall@10":%s,"ndcg@10":%s}\n' \
     "$mins" "$stp" "$vr" "$tr" "$tn" | tee -a "$OUT/curve.jsonl"
 done <"$OUT/valid.jsonl"
+
+# The selected snapshot with the next one as an ensemble (the mean of their log-probabilities,
+# one run, so no extra training time): kept only when validation prefers it to the snapshot.
+best=$(grep '"best":true' "$OUT/valid.jsonl" | tail -n 1)
+bsnap=$(printf '%s\n' "$best" | sed -n 's/.*"snapshot":"\([^"]*\)".*/\1/p')
+bvr=$(printf '%s\n' "$best" | sed -n 's/.*"recall@10":\([0-9.]*\).*/\1/p')
+nsnap=$(awk -v b="\"snapshot\":\"$bsnap\"" 'f && /"snapshot":/ { print; exit } index($0, b) { f = 1 }' \
+  "$OUT/valid.jsonl" | sed -n 's/.*"snapshot":"\([^"]*\)".*/\1/p')
+if [ -n "$bsnap" ] && [ -n "$nsnap" ]; then
+  step "validation: the selected snapshot + the next one as an ensemble"
+  ev=$("$ONEREC" eval --model "$bsnap" --ensemble "$nsnap" --catalog "$OUT/catalog.h5" \
+    --data "$DATA" --dataset beauty --split valid --json)
+  evr=$(printf '%s\n' "$ev" | sed -n 's/.*"recall@10":\([0-9.]*\).*/\1/p')
+  if awk -v e="$evr" -v b="$bvr" 'BEGIN { exit !(e > b) }'; then
+    t=$("$ONEREC" eval --model "$bsnap" --ensemble "$nsnap" --catalog "$OUT/catalog.h5" \
+      --data "$DATA" --dataset beauty --split test --json)
+    printf '{"snapshot_ensemble":["%s","%s"],"valid_recall@10":%s,"test":%s}\n' \
+      "$bsnap" "$nsnap" "$evr" "$t"
+  else
+    printf '{"snapshot_ensemble":["%s","%s"],"valid_recall@10":%s,"chosen":false}\n' \
+      "$bsnap" "$nsnap" "$evr"
+  fi
+fi
 
 step "test metrics of the model selected on validation"
 "$ONEREC" eval --model "$OUT/train/model.h5" --catalog "$OUT/catalog.h5" --data "$DATA" \
