@@ -41,7 +41,7 @@ step "tokenizer: RQ-Kmeans 3 x 256 on the aligned vectors, one-to-one catalogue"
 
 # 2 + 2 layers with 2 data-parallel shards, one user token shared by all users (--uid-buckets 1:
 # no per-user memory), dropout 0.2 and a moving average of the weights (--ema) are the best
-# measured model (bench/RESULTS.md: test Recall@10 0.0662 after 40 minutes); lr 2e-3, a cosine
+# measured model (bench/RESULTS.md: test Recall@10 0.0704 after 30 minutes); lr 2e-3, a cosine
 # over DEMO_STEPS updates, cut to DEMO_MINUTES
 step "training (${DEMO_MINUTES:-2} minutes) on the catalogue's semantic IDs"
 "$cli" train --data "$beauty" --dataset beauty --preset 0.015B --layers 2 --shards 2 \
