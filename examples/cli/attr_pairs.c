@@ -23,13 +23,6 @@ static int cmp_attr_item(const void *a, const void *b) {
   return (x->item > y->item) - (x->item < y->item);
 }
 
-static uint64_t next_u64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* Appends (attr, item) to *v, growing it; 0 on success. */
 static int push(attr_item **v, int64_t *n, int64_t *cap, int64_t attr, int64_t item) {
   if (*n == *cap) {
@@ -141,7 +134,8 @@ int cli_attribute_pairs(const char *items_tsv, int per_item, int max_df, uint64_
         for (int64_t j = a; j < b; j++)
           if (j != i) pool[np_pool++] = m[j].item;
         for (int64_t t = 0; t < take; t++) {
-          int64_t r = t + (int64_t)(next_u64(&rs) % (uint64_t)(np_pool - t)), x = pool[r];
+          int64_t r = t + (int64_t)(cli_splitmix64(&rs) % (uint64_t)(np_pool - t));
+          int64_t x = pool[r];
           pool[r] = pool[t];
           pool[t] = x;
           pf[np] = m[i].item;

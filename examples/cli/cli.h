@@ -83,6 +83,15 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, size_
 int cli_attribute_pairs(const char *items_tsv, int per_item, int max_df, uint64_t seed,
                         int64_t **first, int64_t **second, int64_t *n_pairs);
 
+/* SplitMix64: the CLI's one seeded generator (shuffles, synthetic data, pair draws); advances
+ * *s and returns the next 64 random bits. */
+static inline uint64_t cli_splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s);
 

@@ -53,17 +53,10 @@ static int64_t row_of(const id_row *t, int64_t n, int64_t id) {
   return lo < n && t[lo].id == id ? t[lo].row : -1;
 }
 
-static uint64_t mix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* Fisher-Yates over the pairs (a[k], b[k]), k < n, moving both halves together. */
 static void shuffle_pairs(int64_t *a, int64_t *b, int64_t n, uint64_t *rs) {
   for (int64_t k = n - 1; k > 0; k--) {
-    int64_t j = (int64_t)(mix(rs) % (uint64_t)(k + 1)), ta = a[k], tb = b[k];
+    int64_t j = (int64_t)(cli_splitmix64(rs) % (uint64_t)(k + 1)), ta = a[k], tb = b[k];
     a[k] = a[j];
     b[k] = b[j];
     a[j] = ta;

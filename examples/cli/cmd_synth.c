@@ -11,15 +11,12 @@
 
 #include "cli.h"
 
-static uint64_t next_u64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+static int64_t below(uint64_t *s, int64_t n) {
+  return (int64_t)(cli_splitmix64(s) % (uint64_t)n);
 }
-
-static int64_t below(uint64_t *s, int64_t n) { return (int64_t)(next_u64(s) % (uint64_t)n); }
-static double unit(uint64_t *s) { return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double unit(uint64_t *s) {
+  return (double)(cli_splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 static const char *const WORDS[] = {"cream", "serum", "lotion", "gel", "oil", "mask", "balm",
                                     "spray", "powder", "tint", "scrub", "wash", "mist", "stick"};
