@@ -576,18 +576,11 @@ onerec_status onerec_samples_get(const onerec_samples *s, int64_t i, int64_t *us
   return ONEREC_OK;
 }
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* Uniform in 0..n-1 without modulo bias (rejection on the top of the range). */
 static uint64_t below(uint64_t *state, uint64_t n) {
   const uint64_t lim = UINT64_MAX - UINT64_MAX % n;
   uint64_t x;
-  do x = splitmix(state);
+  do x = orx_splitmix64(state);
   while (x >= lim);
   return x % n;
 }

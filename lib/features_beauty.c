@@ -308,19 +308,12 @@ onerec_status orx_text_features(const orx_item_text *t, int dim, float *out, int
 #define COOC_MAX_USERS 50
 #define COOC_MAX_ITEMS 50
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* x += scale * r(item), r a fixed +-1 vector per (seed, item). */
 static void add_projection(float *x, int dim, uint64_t seed, int64_t item, float scale) {
   uint64_t s = fmix64(seed ^ fmix64((uint64_t)item + 0x632BE59BD9B4E019ull));
   uint64_t bits = 0;
   for (int k = 0; k < dim; k++) {
-    if ((k & 63) == 0) bits = splitmix(&s);
+    if ((k & 63) == 0) bits = orx_splitmix64(&s);
     x[k] += (bits >> (k & 63)) & 1 ? scale : -scale;
   }
 }

@@ -8,18 +8,14 @@
 
 #include "context_impl.h"
 #include "onerec/tokenizer.h"
+#include "util.h"
 
-/* splitmix64: small, seedable, and every output bit depends on every state bit. */
+/* k-means' draws: a splitmix64 stream (util.h). */
 typedef struct orx_rng {
   uint64_t s;
 } orx_rng;
 
-static inline uint64_t orx_rng_next(orx_rng *r) {
-  uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+static inline uint64_t orx_rng_next(orx_rng *r) { return orx_splitmix64(&r->s); }
 /* uniform in [0, n), n >= 1 (multiply-shift; the bias is below 2^-32 for n < 2^32) */
 static inline int64_t orx_rng_below(orx_rng *r, int64_t n) {
   return (int64_t)(((unsigned __int128)orx_rng_next(r) * (uint64_t)n) >> 64);

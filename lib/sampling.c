@@ -8,20 +8,14 @@
 #include <string.h>
 
 #include "generate_impl.h"
+#include "util.h"
 
 typedef struct pair {
   float v;
   int32_t i; /* index among the node's children */
 } pair;
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *x) { return (double)(splitmix(x) >> 11) * 0x1.0p-53; }
+static double uniform(uint64_t *x) { return (double)(orx_splitmix64(x) >> 11) * 0x1.0p-53; }
 
 static inline int before(const pair *a, const pair *b) {
   return a->v > b->v || (a->v == b->v && a->i < b->i);
@@ -71,7 +65,7 @@ onerec_status orx_sample(orx_gen *g, int64_t u0, int64_t u1, const onerec_recomm
       g->logp[0][rows] = 0.0;
       g->rng[rows] = o->seed ^ ((uint64_t)b * 0xD1B54A32D192ED03ull) ^
                      ((uint64_t)i * 0x8CB92BA72F3D8DD7ull);
-      splitmix(&g->rng[rows]);
+      orx_splitmix64(&g->rng[rows]);
     }
   }
   g->off[B] = rows;

@@ -37,15 +37,8 @@ int orx_parse_u63(const char *p, const char *e, int64_t *v) {
   return 0;
 }
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 static double uniform01(uint64_t *x) { /* (0, 1] */
-  return ((double)(splitmix(x) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+  return ((double)(orx_splitmix64(x) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
 }
 
 void orx_fill_normal(float *x, size_t n, double std, uint64_t *state) {
