@@ -38,6 +38,8 @@ void orx_item_text_free(orx_item_text *t) {
   orx_host_free(t->ctx, t->ids);
   orx_host_free(t->ctx, t->tok_off);
   orx_host_free(t->ctx, t->tok);
+  orx_host_free(t->ctx, t->attr_off);
+  orx_host_free(t->ctx, t->attr);
   memset(t, 0, sizeof *t);
 }
 
@@ -124,14 +126,17 @@ onerec_status orx_items_tsv_parse(const onerec_context *ctx, const char *name, c
   out->ids = orx_host_alloc(ctx, lines * sizeof(int64_t));
   out->tok_off = orx_host_alloc(ctx, (lines + 1) * sizeof(int64_t));
   out->tok = orx_host_alloc(ctx, (len + 1) * sizeof(uint64_t));
+  out->attr_off = orx_host_alloc(ctx, (lines + 1) * sizeof(int64_t));
+  out->attr = orx_host_alloc(ctx, (len + 1) * sizeof(int64_t));
   id_line *il = malloc(lines * sizeof *il);
   onerec_status s = ONEREC_OK;
-  if (!out->ids || !out->tok_off || !out->tok || !il) {
+  if (!out->ids || !out->tok_off || !out->tok || !out->attr_off || !out->attr || !il) {
     s = orx_fail(ONEREC_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
     goto done;
   }
-  int64_t n = 0, nt = 0, line = 1;
+  int64_t n = 0, nt = 0, na = 0, line = 1;
   out->tok_off[0] = 0;
+  out->attr_off[0] = 0;
   for (const char *p = eol ? eol + 1 : end; p < end;) {
     line++;
     const char *e = memchr(p, '\n', (size_t)(end - p));
@@ -176,6 +181,7 @@ onerec_status orx_items_tsv_parse(const onerec_context *ctx, const char *name, c
           goto done;
         }
         out->tok[nt++] = token_hash('a', t0, (size_t)(t1 - t0), 0);
+        out->attr[na++] = attr;
       }
       a = c + 1;
     }
@@ -188,6 +194,7 @@ onerec_status orx_items_tsv_parse(const onerec_context *ctx, const char *name, c
       if (w > w0) out->tok[nt++] = token_hash('w', w0, (size_t)(w - w0), 1);
     }
     out->tok_off[++n] = nt;
+    out->attr_off[n] = na;
     p = next;
   }
   out->n = n;

@@ -9,13 +9,16 @@
 /* Items of a TSV with a header naming at least the columns item_id, attributes and title (any
  * order; other columns such as asin are ignored). Each item's tokens are 64-bit hashes of its
  * title words (lower-cased runs of letters, digits and non-ASCII bytes) and of its attribute
- * ids, kept apart by a kind prefix so the word "173" and attribute 173 differ. */
+ * ids, kept apart by a kind prefix so the word "173" and attribute 173 differ; its attribute
+ * ids are also kept as numbers (for the content pairs of attr_pairs.c). */
 typedef struct orx_item_text {
   const onerec_context *ctx;
   int64_t n;
   int64_t *ids;     /* [n], file order */
   int64_t *tok_off; /* [n + 1] */
   uint64_t *tok;    /* token hashes */
+  int64_t *attr_off; /* [n + 1] */
+  int64_t *attr;     /* attribute ids, in file order */
 } orx_item_text;
 
 /* Errors: ONEREC_ERR_IO, ONEREC_ERR_FORMAT ("path:line: ..." for a missing header column, a

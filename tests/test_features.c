@@ -1,6 +1,6 @@
-/* Item features for the Amazon Beauty data: the items TSV reader, the text (TF-IDF) and
- * collaborative (Swing) blocks, the whole build and its file, the CLI. Real-data checks skip
- * when ../shared/data (or $ONEREC_DATA_DIR) is absent. */
+/* Item features for the Amazon Beauty data: the items TSV reader, the content pairs, the text
+ * (TF-IDF) and collaborative (Swing) blocks, the whole build and its file, the CLI. Real-data
+ * checks skip when ../shared/data (or $ONEREC_DATA_DIR) is absent. */
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -76,6 +76,122 @@ static void make_dataset(char *dir, size_t len) {
   write_text(p, k_seq);
 }
 
+/* Content pairs: attribute 10 is carried by items 1, 2 (twice) and 3, attribute 20 by 1 and 4;
+ * 21 and 30 by one item each (no pair); item 6 has none. */
+static void test_attribute_pairs(void **state) {
+  (void)state;
+  onerec_context *ctx = tu_cpu_context(1);
+  char path[128];
+  snprintf(path, sizeof path, "%s/attr.tsv", g_dir);
+  write_text(path, "item_id\tattributes\ttitle\n1\t10,20\ta\n2\t10,21,10\tb\n3\t10\tc\n"
+                   "4\t20\td\n5\t30\te\n6\t\tf\n");
+  int64_t a[16], b[16], n = -1;
+  /* every partner: attribute 10's items each get the other two, attribute 20's the other one */
+  ONEREC_OPTS(onerec_attribute_pairs_opts, all, .per_item = 5, .seed = 3);
+  assert_ok(onerec_attribute_pairs(ctx, path, &all, a, b, 16, &n));
+  assert_int_equal(n, 8);
+  const int64_t fa[8] = {1, 1, 2, 2, 3, 3, 1, 4};
+  for (int k = 0; k < 8; k++) {
+    assert_int_equal(a[k], fa[k]);
+    assert_true(b[k] != a[k]);
+    if (k < 6) assert_true(b[k] >= 1 && b[k] <= 3);
+  }
+  assert_true(b[0] != b[1] && b[2] != b[3] && b[4] != b[5]);
+  assert_int_equal(b[6], 4);
+  assert_int_equal(b[7], 1);
+  /* one partner each: 3 + 2 pairs */
+  ONEREC_OPTS(onerec_attribute_pairs_opts, one, .per_item = 1, .seed = 3);
+  assert_ok(onerec_attribute_pairs(ctx, path, &one, a, b, 16, &n));
+  assert_int_equal(n, 5);
+  /* the bound: attribute 10 (3 items) is over max_items = 2 */
+  ONEREC_OPTS(onerec_attribute_pairs_opts, rare, .per_item = 5, .max_items = 2);
+  assert_ok(onerec_attribute_pairs(ctx, path, &rare, a, b, 16, &n));
+  assert_int_equal(n, 2);
+  assert_true(a[0] == 1 && b[0] == 4 && a[1] == 4 && b[1] == 1);
+  /* sizing: count with no room, then nothing written when the room is short */
+  assert_status(onerec_attribute_pairs(ctx, path, &all, NULL, NULL, 0, &n),
+                ONEREC_ERR_BUFFER_TOO_SMALL);
+  assert_int_equal(n, 8);
+  for (int k = 0; k < 16; k++) a[k] = b[k] = -7;
+  assert_status(onerec_attribute_pairs(ctx, path, &all, a, b, 7, &n), ONEREC_ERR_BUFFER_TOO_SMALL);
+  assert_int_equal(n, 8);
+  for (int k = 0; k < 16; k++) assert_true(a[k] == -7 && b[k] == -7);
+
+  /* the draws themselves, pinned: the pairs `onerec align --attribute-pairs` drew before the
+   * function moved into the library (examples/cli/attr_pairs.c at 6b9b67b), so recorded runs
+   * keep their semantic IDs */
+  write_text(path, "item_id\tasin\tattributes\ttitle\n1\tA\t7,9\ta\n2\tB\t7\tb\n3\tC\t7,9\tc\n"
+                   "4\tD\t7\td\n5\tE\t7,9\te\n6\tF\t7\tf\n");
+  static const struct {
+    int per_item;
+    uint64_t seed;
+    int n;
+    int64_t pairs[18][2];
+  } pinned[] = {
+      {2, 1, 18, {{1, 5}, {1, 2}, {2, 4}, {2, 6}, {3, 1}, {3, 4}, {4, 5}, {4, 6}, {5, 4},
+                  {5, 6}, {6, 4}, {6, 5}, {1, 3}, {1, 5}, {3, 1}, {3, 5}, {5, 1}, {5, 3}}},
+      {1, 42, 9, {{1, 4}, {2, 4}, {3, 5}, {4, 5}, {5, 3}, {6, 3}, {1, 5}, {3, 1}, {5, 1}}},
+  };
+  for (size_t c = 0; c < sizeof pinned / sizeof *pinned; c++) {
+    ONEREC_OPTS(onerec_attribute_pairs_opts, o, .per_item = pinned[c].per_item,
+                .seed = pinned[c].seed);
+    int64_t pa[18], pb[18];
+    assert_ok(onerec_attribute_pairs(ctx, path, &o, pa, pb, 18, &n));
+    assert_int_equal(n, pinned[c].n);
+    for (int k = 0; k < pinned[c].n; k++)
+      if (pa[k] != pinned[c].pairs[k][0] || pb[k] != pinned[c].pairs[k][1])
+        fail_msg("case %zu pair %d: %lld-%lld, expected %lld-%lld", c, k, (long long)pa[k],
+                 (long long)pb[k], (long long)pinned[c].pairs[k][0],
+                 (long long)pinned[c].pairs[k][1]);
+  }
+
+  /* the draw: one partner out of 5 for each item of a 6-item attribute; the same seed gives the
+   * same pairs, and over 200 seeds item 1 meets every other item */
+  write_text(path, "item_id\tattributes\ttitle\n1\t7\ta\n2\t7\tb\n3\t7\tc\n4\t7\td\n5\t7\te\n"
+                   "6\t7\tf\n");
+  int met[7] = {0};
+  for (uint64_t seed = 0; seed < 200; seed++) {
+    ONEREC_OPTS(onerec_attribute_pairs_opts, o, .per_item = 1, .seed = seed);
+    int64_t a2[6], b2[6];
+    assert_ok(onerec_attribute_pairs(ctx, path, &o, a, b, 16, &n));
+    assert_int_equal(n, 6);
+    assert_ok(onerec_attribute_pairs(ctx, path, &o, a2, b2, 6, &n));
+    assert_memory_equal(a, a2, sizeof a2);
+    assert_memory_equal(b, b2, sizeof b2);
+    assert_int_equal(a[0], 1);
+    assert_true(b[0] >= 2 && b[0] <= 6);
+    met[b[0]]++;
+  }
+  for (int k = 2; k <= 6; k++) assert_true(met[k] > 10);
+
+  /* bad input */
+  ONEREC_OPTS(onerec_attribute_pairs_opts, neg, .per_item = -1);
+  assert_status(onerec_attribute_pairs(ctx, path, &neg, a, b, 16, &n), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_attribute_pairs_opts, one_item, .max_items = 1);
+  assert_status(onerec_attribute_pairs(ctx, path, &one_item, a, b, 16, &n),
+                ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_attribute_pairs(ctx, path, NULL, NULL, b, 16, &n),
+                ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_attribute_pairs(ctx, path, NULL, a, NULL, 16, &n),
+                ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_attribute_pairs_opts, huge, .per_item = (1 << 20) + 1);
+  assert_status(onerec_attribute_pairs(ctx, path, &huge, a, b, 16, &n), ONEREC_ERR_INVALID_ARGUMENT);
+  ONEREC_OPTS(onerec_attribute_pairs_opts, wide, .max_items = (1 << 20) + 1);
+  assert_status(onerec_attribute_pairs(ctx, path, &wide, a, b, 16, &n), ONEREC_ERR_INVALID_ARGUMENT);
+  onerec_attribute_pairs_opts bad_sz = {.sz = 3};
+  assert_status(onerec_attribute_pairs(ctx, path, &bad_sz, a, b, 16, &n),
+                ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_attribute_pairs(ctx, path, NULL, a, b, 16, NULL),
+                ONEREC_ERR_INVALID_ARGUMENT);
+  assert_status(onerec_attribute_pairs(ctx, "/nonexistent/items.tsv", NULL, a, b, 16, &n),
+                ONEREC_ERR_IO);
+  write_text(path, "item_id\tattributes\ttitle\n1\t7\ta\n2\t7,x\tb\n");
+  assert_status(onerec_attribute_pairs(ctx, path, NULL, a, b, 16, &n), ONEREC_ERR_FORMAT);
+  assert_non_null(strstr(onerec_last_error(), "attr.tsv:3:"));
+  assert_int_equal(n, 0);
+  onerec_context_free(ctx);
+}
+
 static double dot(const float *a, const float *b, int n) {
   double s = 0;
   for (int k = 0; k < n; k++) s += (double)a[k] * b[k];
@@ -98,6 +214,9 @@ static void test_tsv_reader(void **state) {
   assert_int_equal(t.ids[4], 5);
   assert_int_equal(t.tok_off[1] - t.tok_off[0], 2 + 3);
   assert_int_equal(t.tok_off[4] - t.tok_off[3], 2 + 3); /* "31, 32": spaces trimmed */
+  assert_int_equal(t.attr_off[4] - t.attr_off[3], 2);    /* and kept as numbers */
+  assert_true(t.attr[t.attr_off[3]] == 31 && t.attr[t.attr_off[3] + 1] == 32);
+  assert_int_equal(t.attr_off[5] - t.attr_off[4], 0);
   assert_int_equal(t.tok_off[5] - t.tok_off[4], 0 + 4);
   assert_int_equal(shared_tokens(&t, 0, 1), 3); /* attr 10, red, nail (case folded) */
   assert_int_equal(shared_tokens(&t, 2, 3), 1); /* oil */
@@ -359,7 +478,8 @@ static void test_cli(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tsv_reader),  cmocka_unit_test(test_text_features),
+      cmocka_unit_test(test_tsv_reader),  cmocka_unit_test(test_attribute_pairs),
+      cmocka_unit_test(test_text_features),
       cmocka_unit_test(test_build),       cmocka_unit_test(test_file),
       cmocka_unit_test(test_beauty_real), cmocka_unit_test(test_cli),
   };

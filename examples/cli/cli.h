@@ -76,14 +76,7 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, size_t n_opts,
               void (*usage)(FILE *), const char **pos, int n_pos);
 
-/* Content pairs for alignment (attr_pairs.c): items of an Amazon items TSV (item_id, asin,
- * attributes, title) that share an attribute carried by 2..max_df items, up to per_item
- * partners per item and attribute, drawn by seed. Item ids in *first / *second (malloc'd,
- * *n_pairs each). 0 on success; -1 after a message on stderr. */
-int cli_attribute_pairs(const char *items_tsv, int per_item, int max_df, uint64_t seed,
-                        int64_t **first, int64_t **second, int64_t *n_pairs);
-
-/* SplitMix64: the CLI's one seeded generator (shuffles, synthetic data, pair draws); advances
+/* SplitMix64: the CLI's one seeded generator (shuffles, synthetic data); advances
  * *s and returns the next 64 random bits. */
 static inline uint64_t cli_splitmix64(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);

@@ -225,9 +225,23 @@ int cmd_align(int argc, char **argv) {
   if (attr_pairs > 0) {
     char tsv[4200];
     snprintf(tsv, sizeof tsv, "%s/Beauty_items.tsv", data);
-    if (cli_attribute_pairs(tsv, (int)attr_pairs, (int)attr_max_items, (uint64_t)seed, &af, &as,
-                            &n_attr))
+    ONEREC_OPTS(onerec_attribute_pairs_opts, apo, .per_item = (int)attr_pairs,
+                .max_items = (int)attr_max_items, .seed = (uint64_t)seed);
+    s = onerec_attribute_pairs(ctx, tsv, &apo, NULL, NULL, 0, &n_attr);
+    if (s == ONEREC_ERR_BUFFER_TOO_SMALL) { /* the first call only counts */
+      af = malloc((size_t)(n_attr > 0 ? n_attr : 1) * sizeof *af);
+      as = malloc((size_t)(n_attr > 0 ? n_attr : 1) * sizeof *as);
+      if (!af || !as) {
+        fprintf(stderr, "onerec align: out of memory for %lld attribute pairs\n",
+                (long long)n_attr);
+        goto done;
+      }
+      s = onerec_attribute_pairs(ctx, tsv, &apo, af, as, (size_t)n_attr, &n_attr);
+    }
+    if (s) {
+      cli_fail("attribute pairs", s);
       goto done;
+    }
   }
   pf = malloc((size_t)(np + n_attr > 0 ? np + n_attr : 1) * sizeof *pf);
   ps = malloc((size_t)(np + n_attr > 0 ? np + n_attr : 1) * sizeof *ps);

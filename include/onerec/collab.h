@@ -149,6 +149,39 @@ ONEREC_API onerec_status onerec_features_beauty(onerec_context *ctx, const char 
                                                 const onerec_beauty_features_opts *opts,
                                                 onerec_features_report *report);
 
+/* ---- Content pairs for alignment ----
+ * Items that share a rare attribute of an items TSV (the format onerec_features_beauty reads:
+ * a header naming at least item_id, attributes (comma-separated non-negative ids) and title,
+ * then one item per line) are paired: for every attribute carried by 2..max_items items, each
+ * of its items is paired with per_item of the attribute's other items (all of them when
+ * fewer), drawn by the seed. The bound keeps brand-like attributes and leaves broad categories
+ * out. Why: an item seen a few times in training has almost no collaborative pairs, and on
+ * Amazon Beauty a rare test target shares such an attribute with one of the user's last five
+ * items a quarter of the time. The pairs feed onerec_aligner_step beside the collaborative
+ * ones (`onerec align --attribute-pairs K`). */
+typedef struct onerec_attribute_pairs_opts {
+  size_t sz;     /* sizeof(onerec_attribute_pairs_opts); set by ONEREC_OPTS */
+  int per_item;  /* partners per item and attribute, 1..2^20 (default 5) */
+  int max_items; /* an attribute counts when 2..max_items items carry it; 2..2^20 (default 200) */
+  uint64_t seed; /* the partners' draws */
+} onerec_attribute_pairs_opts;
+
+/* Writes the pairs as item ids of the TSV: (first[k], second[k]), k < *n, ordered by attribute
+ * then by first item. Pairs are directed: (a, b) and (b, a) are drawn separately, and a pair
+ * appears once per attribute its items share. When cap (the room in first and second) is
+ * smaller than the count, nothing is written, *n is the count and the result is
+ * ONEREC_ERR_BUFFER_TOO_SMALL: call with cap 0 and NULL arrays to learn the size (a file
+ * without any pair gives ONEREC_OK and *n = 0). After any other error *n is 0. The result
+ * depends only on the file, the options and the seed; the cost is the pairs', not the square
+ * of an attribute's items. opts may be NULL. Errors: ONEREC_ERR_INVALID_ARGUMENT (NULL
+ * arguments, options out of range), ONEREC_ERR_IO, ONEREC_ERR_FORMAT (as
+ * onerec_features_beauty: the message names file and line), ONEREC_ERR_OUT_OF_MEMORY,
+ * ONEREC_ERR_BUFFER_TOO_SMALL. */
+ONEREC_API onerec_status onerec_attribute_pairs(onerec_context *ctx, const char *items_tsv,
+                                                const onerec_attribute_pairs_opts *opts,
+                                                int64_t *first, int64_t *second, size_t cap,
+                                                int64_t *n);
+
 #ifdef __cplusplus
 }
 #endif
